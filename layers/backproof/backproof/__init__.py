@@ -1,0 +1,3 @@
+"""backproof: logical PostgreSQL backups, each proved restorable."""
+
+__version__ = "0.1.0"

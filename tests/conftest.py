@@ -1,0 +1,105 @@
+"""Shared fixtures: real PostgreSQL clusters, moto for S3 and KMS.
+
+Test settings live here (region, fake credentials, Powertools switches) rather than
+scattered through the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ.update({
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "POWERTOOLS_SERVICE_NAME": "backproof",
+    "POWERTOOLS_METRICS_NAMESPACE": "Backproof",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_DEV": "false",
+})
+
+DATA = Path(__file__).parent / "data"
+
+from backproof.cluster import LocalCluster  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[LocalCluster]:
+    """One real cluster for the session; tests create their own databases in it."""
+    with LocalCluster(name="backproof-test") as cluster:
+        yield cluster
+
+
+@dataclass
+class SourceDatabase:
+    cluster: LocalCluster
+    dbname: str
+
+    @property
+    def url(self) -> str:
+        """Connection URL without password; the password travels in PGPASSWORD."""
+        return self.cluster.url(self.dbname)
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(**self.cluster.connect_kwargs(self.dbname), **kwargs)
+
+    def execute(self, statement: str, params: Any = None) -> None:
+        with self.connect(autocommit=True) as conn:
+            conn.execute(statement, params)
+
+    def run_sql_file(self, path: Path) -> None:
+        with self.connect(autocommit=True) as conn:
+            conn.execute(path.read_text())
+
+
+@pytest.fixture
+def source_db(pg_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[SourceDatabase]:
+    """A fresh empty database; PGPASSWORD is set so URLs need no password."""
+    name = f"src_{secrets.token_hex(4)}"
+    pg_cluster.create_database(name)
+    monkeypatch.setenv("PGPASSWORD", pg_cluster.password)
+    yield SourceDatabase(pg_cluster, name)
+    with psycopg.connect(**pg_cluster.connect_kwargs(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def awkward_db(source_db: SourceDatabase) -> SourceDatabase:
+    """A database full of data that trips naive dump/compare code."""
+    source_db.run_sql_file(DATA / "awkward.sql")
+    return source_db
+
+
+@dataclass
+class S3Store:
+    bucket: str
+    url: str
+    kms_key_id: str
+    s3: Any
+    kms: Any
+
+
+@pytest.fixture
+def s3_store() -> Iterator[S3Store]:
+    """moto in-process: a bucket and a customer KMS key."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        s3 = boto3.client("s3")
+        kms = boto3.client("kms")
+        bucket = f"backups-{secrets.token_hex(4)}"
+        s3.create_bucket(Bucket=bucket)
+        key_id = kms.create_key(Description="backproof test key")["KeyMetadata"]["Arn"]
+        yield S3Store(bucket, f"s3://{bucket}/team-a", key_id, s3, kms)
