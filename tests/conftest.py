@@ -103,3 +103,41 @@ def s3_store() -> Iterator[S3Store]:
         s3.create_bucket(Bucket=bucket)
         key_id = kms.create_key(Description="backproof test key")["KeyMetadata"]["Arn"]
         yield S3Store(bucket, f"s3://{bucket}/team-a", key_id, s3, kms)
+
+
+@dataclass
+class MotoServer:
+    endpoint: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """moto as a real HTTP endpoint on loopback, for tests that run backproof as a process."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    yield MotoServer(endpoint, env)
+    server.stop()
+
+
+@pytest.fixture
+def served_store(moto_server: MotoServer) -> S3Store:
+    """A bucket and KMS key on the loopback moto server."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto_server.endpoint)
+    kms = boto3.client("kms", endpoint_url=moto_server.endpoint)
+    bucket = f"served-{secrets.token_hex(4)}"
+    s3.create_bucket(Bucket=bucket)
+    key_id = kms.create_key(Description="backproof served key")["KeyMetadata"]["Arn"]
+    return S3Store(bucket, f"s3://{bucket}/p", key_id, s3, kms)

@@ -30,6 +30,9 @@ class SourceSpec:
             params = conninfo_to_dict(url)
         except psycopg.ProgrammingError as exc:
             raise BadInput(f"source URL is malformed: {redact(str(exc))}") from exc
+        port = str(params.get("port", ""))
+        if port and not all(p.isdigit() for p in port.split(",")):
+            raise BadInput(f"source URL is malformed: port {port!r} is not a number")
         if not params.get("dbname"):
             raise BadInput("source URL names no database: add /DBNAME to --source-url")
         return cls(params)
