@@ -1,0 +1,273 @@
+"""Temporary RDS for PostgreSQL instances for verification restores.
+
+Each instance is created for one verification and deleted after it: engine major version from
+the manifest, private (not publicly accessible, in the given subnet group), storage encrypted,
+no automated backups, no deletion protection, master password managed by RDS in Secrets
+Manager, tagged ephemeral with an expiry so the janitor (`delete_expired`) removes any that a
+crashed workflow left behind. Deletion never takes a final snapshot.
+
+The Step Functions workflow calls `create_instance`, polls `describe_instance` from a Wait/Choice
+loop and finally calls `delete_instance`; the CLI uses `RdsInstance`, which does all three.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError, WaiterError
+
+from ..errors import BackproofError, BadInput, JobFailed
+from . import Instance, RestoreTarget
+
+EPHEMERAL_TAG = "backproof:ephemeral"
+EXPIRES_TAG = "backproof:expires-at"
+BACKUP_TAG = "backproof:backup-id"
+IDENTIFIER_PREFIX = "backproof-verify-"
+MASTER_USERNAME = "backproof"
+DEFAULT_INSTANCE_CLASS = "db.t4g.medium"
+DEFAULT_STORAGE_GB = 20
+DEFAULT_TTL = timedelta(hours=6)
+# Creating an RDS instance usually takes 5-15 minutes; beyond this something is wrong.
+AVAILABLE_TIMEOUT_S = 45 * 60
+_GONE = ("DBInstanceNotFound", "DBInstanceNotFoundFault")
+_DELETING = ("deleting",)
+
+
+@dataclass
+class RdsSettings:
+    """Where and how temporary instances are created (from CDK outputs or CLI flags)."""
+
+    subnet_group: str
+    security_group_ids: list[str] = field(default_factory=list)
+    instance_class: str = DEFAULT_INSTANCE_CLASS
+    storage_gb: int = DEFAULT_STORAGE_GB
+    kms_key_id: str | None = None  # storage encryption key; None: the AWS managed key
+    ttl: timedelta = DEFAULT_TTL
+    region: str | None = None
+
+    def validate(self) -> RdsSettings:
+        if not self.subnet_group:
+            raise BadInput("an RDS verification needs a DB subnet group of private subnets "
+                           "(--rds-subnet-group or BACKPROOF_RDS_SUBNET_GROUP)")
+        if self.storage_gb < 20:
+            raise BadInput("RDS for PostgreSQL needs at least 20 GB of storage")
+        return self
+
+
+@dataclass
+class InstanceState:
+    identifier: str
+    status: str
+    host: str | None
+    port: int | None
+    secret_arn: str | None
+    engine_version: str
+    tags: dict[str, str]
+
+    @property
+    def available(self) -> bool:
+        return self.status == "available"
+
+
+def new_identifier(backup_id: str | None = None) -> str:
+    # RDS identifiers: letters, digits, hyphens; start with a letter; at most 63 characters.
+    suffix = (backup_id or "").lower().replace("t", "").replace("z", "")[:21]
+    return f"{IDENTIFIER_PREFIX}{suffix}-{secrets.token_hex(3)}".replace("--", "-")[:63]
+
+
+def create_instance(
+    rds: Any, *, major: int, settings: RdsSettings, backup_id: str | None = None,
+    identifier: str | None = None, now: datetime | None = None,
+) -> str:
+    """Start creating the instance; returns its identifier without waiting."""
+    settings.validate()
+    identifier = identifier or new_identifier(backup_id)
+    expires = (now or datetime.now(UTC)) + settings.ttl
+    tags = [
+        {"Key": EPHEMERAL_TAG, "Value": "true"},
+        {"Key": EXPIRES_TAG, "Value": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    ]
+    if backup_id:
+        tags.append({"Key": BACKUP_TAG, "Value": backup_id})
+    args: dict[str, Any] = {
+        "DBInstanceIdentifier": identifier,
+        "Engine": "postgres",
+        "EngineVersion": str(major),  # RDS picks the default minor of this major
+        "DBInstanceClass": settings.instance_class,
+        "AllocatedStorage": settings.storage_gb,
+        "StorageType": "gp3",
+        "MasterUsername": MASTER_USERNAME,
+        "ManageMasterUserPassword": True,
+        "DBSubnetGroupName": settings.subnet_group,
+        "PubliclyAccessible": False,
+        "StorageEncrypted": True,
+        "BackupRetentionPeriod": 0,
+        "DeletionProtection": False,
+        "MultiAZ": False,
+        "AutoMinorVersionUpgrade": False,
+        "CopyTagsToSnapshot": False,
+        "Tags": tags,
+    }
+    if settings.security_group_ids:
+        args["VpcSecurityGroupIds"] = list(settings.security_group_ids)
+    if settings.kms_key_id:
+        args["KmsKeyId"] = settings.kms_key_id
+    try:
+        rds.create_db_instance(**args)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise JobFailed(f"cannot create RDS instance {identifier}: {code}: "
+                        f"{exc.response.get('Error', {}).get('Message', exc)}") from exc
+    return identifier
+
+
+def describe_instance(rds: Any, identifier: str) -> InstanceState | None:
+    """Current state, or None once the instance is gone."""
+    try:
+        db = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _GONE:
+            return None
+        raise
+    return _state(db)
+
+
+def _state(db: dict[str, Any]) -> InstanceState:
+    endpoint = db.get("Endpoint") or {}
+    secret = db.get("MasterUserSecret") or {}
+    return InstanceState(
+        identifier=db["DBInstanceIdentifier"],
+        status=db.get("DBInstanceStatus", "unknown"),
+        host=endpoint.get("Address"),
+        port=int(endpoint["Port"]) if endpoint.get("Port") else None,
+        secret_arn=secret.get("SecretArn"),
+        engine_version=str(db.get("EngineVersion", "")),
+        tags={t["Key"]: t["Value"] for t in db.get("TagList", [])},
+    )
+
+
+def wait_available(rds: Any, identifier: str, timeout_s: int = AVAILABLE_TIMEOUT_S,
+                   delay_s: int = 30) -> InstanceState:
+    waiter = rds.get_waiter("db_instance_available")
+    try:
+        waiter.wait(DBInstanceIdentifier=identifier,
+                    WaiterConfig={"Delay": delay_s, "MaxAttempts": max(1, timeout_s // delay_s)})
+    except WaiterError as exc:
+        raise JobFailed(f"RDS instance {identifier} did not become available: {exc}") from exc
+    state = describe_instance(rds, identifier)
+    if state is None or not state.host:
+        raise JobFailed(f"RDS instance {identifier} has no endpoint after becoming available")
+    return state
+
+
+def delete_instance(rds: Any, identifier: str) -> bool:
+    """Delete without a final snapshot; True if a deletion was started, False if already gone."""
+    try:
+        rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True,
+                               DeleteAutomatedBackups=True)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in _GONE:
+            return False
+        if code == "InvalidDBInstanceState":
+            state = describe_instance(rds, identifier)
+            if state is None or state.status in _DELETING:
+                return False
+        raise
+    return True
+
+
+def is_ephemeral(state: InstanceState) -> bool:
+    return state.tags.get(EPHEMERAL_TAG) == "true"
+
+
+def expiry(state: InstanceState) -> datetime | None:
+    raw = state.tags.get(EXPIRES_TAG)
+    if not raw:
+        return None
+    try:
+        return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def delete_expired(rds: Any, now: datetime | None = None) -> list[str]:
+    """The janitor: delete every ephemeral backproof instance past its expiry.
+
+    Only instances tagged ephemeral are considered; one without a readable expiry is treated
+    as expired (it cannot be trusted to be cleaned up otherwise). Returns the identifiers whose
+    deletion was started.
+    """
+    now = now or datetime.now(UTC)
+    deleted = []
+    for page in rds.get_paginator("describe_db_instances").paginate():
+        for db in page.get("DBInstances", []):
+            state = _state(db)
+            if not is_ephemeral(state) or state.status in _DELETING:
+                continue
+            expires = expiry(state)
+            if (expires is None or expires <= now) and delete_instance(rds, state.identifier):
+                deleted.append(state.identifier)
+    return deleted
+
+
+def master_credentials(secrets_client: Any, secret_arn: str) -> tuple[str, str]:
+    """(username, password) from the RDS-managed secret. Never logged."""
+    value = secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"]
+    data = json.loads(value)
+    return str(data["username"]), str(data["password"])
+
+
+class RdsInstance(Instance):
+    """create -> wait -> describe -> (restore) -> delete, for the CLI and the container task."""
+
+    kind = "rds"
+
+    def __init__(self, *, major: int, settings: RdsSettings | None = None,
+                 backup_id: str | None = None, rds_client: Any = None,
+                 secrets_client: Any = None, timeout_s: int = AVAILABLE_TIMEOUT_S,
+                 poll_s: int = 30, **_ignored: Any) -> None:
+        if settings is None:
+            raise BadInput("an RDS verification needs RDS settings (subnet group, security groups)")
+        self.major = major
+        self.settings = settings.validate()
+        self.backup_id = backup_id
+        self.rds = rds_client or boto3.client("rds", region_name=settings.region)
+        self.secrets = secrets_client or boto3.client("secretsmanager", region_name=settings.region)
+        self.timeout_s, self.poll_s = timeout_s, poll_s
+        self.identifier: str | None = None
+        self.state: InstanceState | None = None
+        self.seconds_to_available: float | None = None
+
+    def provision(self) -> RestoreTarget:
+        started = time.monotonic()
+        self.identifier = create_instance(self.rds, major=self.major, settings=self.settings,
+                                          backup_id=self.backup_id)
+        self.state = wait_available(self.rds, self.identifier, self.timeout_s, self.poll_s)
+        self.seconds_to_available = round(time.monotonic() - started, 1)
+        if not self.state.secret_arn:
+            raise BackproofError(f"RDS instance {self.identifier} has no managed master secret")
+        user, password = master_credentials(self.secrets, self.state.secret_arn)
+        assert self.state.host and self.state.port
+        return RestoreTarget(self.state.host, self.state.port, user, "postgres",
+                             password=password, sslmode="require")
+
+    def teardown(self) -> None:
+        if self.identifier:
+            delete_instance(self.rds, self.identifier)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "identifier": self.identifier,
+            "requested_major": self.major,
+            "server_version": self.state.engine_version if self.state else None,
+            "instance_class": self.settings.instance_class,
+            "seconds_to_available": self.seconds_to_available,
+        }

@@ -1,0 +1,446 @@
+"""Verify by restore: prove a stored backup restorable and equal to what the manifest recorded.
+
+The steps are separate functions so the AWS workflow can run them in different places
+(integrity in a Lambda, the restore in a Fargate task against a temporary RDS instance,
+checks in a Lambda); `verify_backup` composes them for the CLI:
+
+1. `check_integrity(store, stored)`: manifest well-formed and of a known version; archive size,
+   streamed SHA-256 and encryption as the manifest says. Before any instance exists.
+2. an instance (`instances.open_instance`) of the manifest's server major, always torn down.
+3. `restore_into(...)`: a fresh database on it, parallel pg_restore, every message classified.
+4. `run_checks(manifest, conn, operator_checks)` (checks.py).
+5. `build`/`write_report` (report.py): verification.json beside the backup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from .checks import FAIL, PASS, WARN, CheckResult, OperatorChecks, run_checks
+from .compression import decompress_stream
+from .errors import BackproofError, Interrupted, IntegrityError, JobFailed
+from .instances import INSTANCE_KINDS, Instance, RestoreTarget, open_instance
+from .manifest import Manifest
+from .report import VerificationReport, render_report, write_report
+from .restore import PgRestore, RestoreOutcome
+from .tools import PgProgram, find_program
+
+ProgressFn = Callable[[str], None]
+WRITE_CHUNK = 1 << 20
+# Settings for a throwaway restore target: durability buys nothing on a server that is deleted
+# minutes later, and WAL-minimal bulk loads are what make a restore fast.
+LOCAL_RESTORE_SETTINGS = {
+    "autovacuum": "off",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "maintenance_work_mem": "256MB",
+    "checkpoint_timeout": "30min",
+    "max_wal_size": "8GB",
+}
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+# -- 1. integrity -----------------------------------------------------------------------------
+class IntegrityFailure(IntegrityError):
+    """The stored backup does not match its manifest; `results` names each failed check."""
+
+    def __init__(self, message: str, results: list[CheckResult], manifest: Manifest | None) -> None:
+        super().__init__(message)
+        self.results = results
+        self.manifest = manifest
+
+
+def _key_id(value: str | None) -> str:
+    """A KMS key ARN and a bare key id name the same key; compare by the id."""
+    return (value or "").rsplit("/", 1)[-1]
+
+
+def _encryption_check(expected: dict[str, str], found: dict[str, str]) -> CheckResult:
+    want_type = expected.get("type") or "unknown"
+    got_type = found.get("type") or "none"
+    if got_type in ("none", "", None):
+        return CheckResult("integrity.encryption", "archive", expected, found, FAIL,
+                           "the archive is stored unencrypted")
+    ok = want_type == got_type
+    if ok and want_type.startswith("aws:kms") and expected.get("kms_key_id"):
+        ok = _key_id(expected.get("kms_key_id")) == _key_id(found.get("kms_key_id"))
+    return CheckResult("integrity.encryption", "archive", expected, found, PASS if ok else FAIL,
+                       "" if ok else "the archive is not encrypted as the manifest recorded")
+
+
+def integrity_checks(
+    store: Any, stored: Any, *, archive_path: Path | None = None, progress: ProgressFn = _quiet,
+) -> tuple[Manifest | None, list[CheckResult]]:
+    """All integrity checks; with `archive_path`, the decompressed archive is written there in
+    the same streamed pass (pg_restore --jobs needs a seekable file)."""
+    try:
+        manifest = store.load_manifest(stored)
+    except IntegrityError as exc:
+        return None, [CheckResult("integrity.manifest", stored.manifest_key, "valid manifest",
+                                  "invalid", FAIL, str(exc))]
+    results = [CheckResult("integrity.manifest", stored.manifest_key, "valid manifest",
+                           f"format version {manifest.format_version}", PASS)]
+    info = manifest.archive
+    if not info.key.startswith(stored.prefix):
+        results.append(CheckResult("integrity.archive_key", "archive", stored.prefix + "…",
+                                   info.key, FAIL, "the manifest points outside its backup"))
+        return manifest, results
+    try:
+        head = store.head(info.key)
+    except IntegrityError as exc:
+        results.append(CheckResult("integrity.size", "archive", info.size, None, FAIL, str(exc)))
+        return manifest, results
+    results.append(CheckResult("integrity.size", "archive", info.size, head.size,
+                               PASS if head.size == info.size else FAIL,
+                               "" if head.size == info.size else "stored size differs"))
+    results.append(_encryption_check(info.encryption, head.encryption))
+    progress(f"reading {head.size / 2**20:.1f} MiB archive and checking its SHA-256")
+    results.extend(_stream_archive(store, manifest, archive_path))
+    return manifest, results
+
+
+def _stream_archive(store: Any, manifest: Manifest, archive_path: Path | None) -> list[CheckResult]:
+    info = manifest.archive
+    digest = hashlib.sha256()
+    size = 0
+
+    def hashed() -> Iterator[bytes]:
+        nonlocal size
+        for chunk in store.iter_chunks(info.key):
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+
+    results: list[CheckResult] = []
+    if archive_path is None:
+        for _ in hashed():
+            pass
+    else:
+        raw = 0
+        source = hashed()
+        try:
+            with archive_path.open("wb") as out:
+                for piece in decompress_stream(info.compression, source):
+                    out.write(piece)
+                    raw += len(piece)
+            results.append(CheckResult("integrity.raw_size", "archive", info.raw_size, raw,
+                                       PASS if raw == info.raw_size else FAIL))
+        except Exception as exc:  # zstd/zlib errors on corrupt input: keep hashing for evidence
+            if isinstance(exc, BackproofError):
+                raise
+            for _ in source:
+                pass
+            results.append(CheckResult("integrity.decompress", "archive", info.compression,
+                                       "corrupt", FAIL, f"{type(exc).__name__}: {exc}"))
+    sha = digest.hexdigest()
+    results.insert(0, CheckResult("integrity.sha256", "archive", info.sha256, sha,
+                                  PASS if sha == info.sha256 else FAIL,
+                                  "" if sha == info.sha256 else
+                                  f"the stored archive ({size} bytes read) is not the one the "
+                                  "manifest describes"))
+    return results
+
+
+def check_integrity(
+    store: Any, stored: Any, *, archive_path: Path | None = None, progress: ProgressFn = _quiet,
+) -> Manifest:
+    """Manifest, size, streamed SHA-256 and encryption; raises IntegrityFailure on any mismatch."""
+    manifest, results = integrity_checks(store, stored, archive_path=archive_path, progress=progress)
+    failed = [r for r in results if r.failed]
+    if failed or manifest is None:
+        names = ", ".join(f"{r.check} (expected {r.expected}, found {r.found})" for r in failed)
+        raise IntegrityFailure(f"backup {stored.backup_id} failed integrity checks: {names}",
+                               results, manifest)
+    return manifest
+
+
+# -- 2./3. tools, instance, restore ------------------------------------------------------------
+def dump_major(manifest: Manifest) -> int:
+    version = str(manifest.tools.get("pg_dump", {}).get("version") or manifest.server_major)
+    return int(version.split(".")[0])
+
+
+def select_pg_restore(manifest: Manifest, extra_dirs: list[Path] | None = None) -> PgProgram:
+    """A pg_restore that reads archives of the pg_dump that wrote this one."""
+    major = dump_major(manifest)
+    return find_program("pg_restore", min_major=major, prefer_major=major, extra_dirs=extra_dirs,
+                        purpose=f"restoring an archive written by pg_dump {major}")
+
+
+def create_database(admin: RestoreTarget, dbname: str) -> RestoreTarget:
+    with psycopg.connect(**admin.connect_kwargs(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
+            sql.Identifier(dbname)))
+    return admin.with_dbname(dbname)
+
+
+def restore_into(
+    archive_path: Path, target: RestoreTarget, *, pg_restore: PgProgram, jobs: int | None = None,
+    progress: ProgressFn = _quiet,
+) -> RestoreOutcome:
+    """Parallel pg_restore of the archive into the (empty) database `target` names."""
+    jobs = jobs or os.cpu_count() or 1
+    progress(f"restoring with pg_restore {pg_restore.version} ({jobs} jobs)")
+    return PgRestore(pg_restore, archive_path, target, jobs=jobs).run()
+
+
+def restore_check(outcome: RestoreOutcome) -> list[CheckResult]:
+    fatal = outcome.fatal
+    results = [CheckResult(
+        "restore", "pg_restore", "no fatal messages",
+        f"exit {outcome.exit_code}, {len(fatal)} fatal, {len(outcome.harmless)} harmless",
+        PASS if outcome.ok else FAIL,
+        "; ".join(m.text.replace("\n", " ")[:300] for m in fatal[:5]) or
+        ("" if outcome.ok else "pg_restore failed without a message"),
+    )]
+    results += [CheckResult("restore", m.toc_entry or "pg_restore", "harmless",
+                            m.text.splitlines()[-1][:200] if m.text else "", WARN, m.reason)
+                for m in outcome.harmless]
+    return results
+
+
+# -- 5. everything together --------------------------------------------------------------------
+@dataclass
+class VerifyOptions:
+    instance: str = "local"
+    operator_checks: OperatorChecks | None = None
+    jobs: int | None = None
+    pg_bin_dir: Path | None = None
+    instance_options: dict[str, Any] | None = None
+    write: bool = True
+
+
+@contextmanager
+def _workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="backproof-verify-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _Clock:
+    def __init__(self, report: VerificationReport) -> None:
+        self.report = report
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.report.timings[f"{name}_seconds"] = round(time.monotonic() - started, 3)
+
+
+def verify_backup(
+    store: Any, backup_id: str, *, database: str | None = None,
+    options: VerifyOptions | None = None, progress: ProgressFn = _quiet,
+) -> VerificationReport:
+    """Verify one stored backup by restoring it. Returns the report (written to the store
+    unless `options.write` is False). Raises BadInput subclasses (exit 2) before anything is
+    created: unknown id, unreadable store, missing tools."""
+    opts = options or VerifyOptions()
+    if opts.instance not in INSTANCE_KINDS:
+        from .errors import BadInput
+
+        raise BadInput(f"unknown instance kind {opts.instance!r}: use {', '.join(INSTANCE_KINDS)}")
+    started = time.monotonic()
+    progress("finding the backup")
+    stored = store.find(backup_id, database)
+    report = VerificationReport(stored.backup_id, stored.database)
+    clock = _Clock(report)
+    extra_dirs = [opts.pg_bin_dir] if opts.pg_bin_dir else None
+    try:
+        early: Manifest | None = store.load_manifest(stored)
+    except IntegrityError:
+        early = None  # integrity_checks records why
+    # Tools and instance kind are settled before anything is downloaded or created (exit 2).
+    chosen = preflight(early, opts, extra_dirs) if early is not None else None
+    with _workdir() as work:
+        archive = work / "archive.dump"
+        with clock.step("integrity"):
+            manifest, results = integrity_checks(store, stored, archive_path=archive,
+                                                 progress=progress)
+        report.add(*results)
+        if manifest is not None:
+            report.snapshot_taken_at = str(manifest.snapshot.get("taken_at"))
+            _use_manifest_key(store, manifest)
+        if manifest is not None and chosen is not None and not report.failures:
+            _restore_and_check(manifest, archive, report, clock, opts, chosen, progress)
+    report.timings["total_seconds"] = round(time.monotonic() - started, 3)
+    report.finish()
+    if opts.write:
+        progress("writing verification.json")
+        write_report(store, stored, report)
+    return report
+
+
+def preflight(manifest: Manifest, opts: VerifyOptions,
+              extra_dirs: list[Path] | None) -> tuple[PgProgram, Instance]:
+    """Tools and instance chosen before anything is created (ToolNotFound: exit 2)."""
+    pg_restore = select_pg_restore(manifest, extra_dirs)
+    instance_options = dict(opts.instance_options or {})
+    if opts.instance == "local":
+        instance_options.setdefault("settings", LOCAL_RESTORE_SETTINGS)
+        instance_options.setdefault("extra_dirs", extra_dirs)
+    else:
+        instance_options.setdefault("backup_id", manifest.backup_id)
+    instance = open_instance(opts.instance, major=manifest.server_major, **instance_options)
+    return pg_restore, instance
+
+
+def _restore_and_check(
+    manifest: Manifest, archive: Path, report: VerificationReport, clock: _Clock,
+    opts: VerifyOptions, chosen: tuple[PgProgram, Instance], progress: ProgressFn,
+) -> None:
+    pg_restore, instance = chosen
+    report.tools["pg_restore"] = {"version": pg_restore.version, "path": str(pg_restore.path)}
+    report.tools["pg_dump"] = manifest.tools.get("pg_dump")
+    report.operator_checks = (len(opts.operator_checks.assertions) + len(
+        opts.operator_checks.freshness)) if opts.operator_checks else 0
+    try:
+        progress(f"starting a {opts.instance} PostgreSQL {manifest.server_major} instance")
+        with clock.step("instance"):
+            admin = instance.__enter__()
+        try:
+            report.instance = instance.describe()
+            with clock.step("restore"):
+                target = create_database(admin, manifest.source_database)
+                outcome = restore_into(archive, target, pg_restore=pg_restore, jobs=opts.jobs,
+                                       progress=progress)
+            report.restore_messages = outcome.messages
+            report.add(*restore_check(outcome))
+            progress("comparing the restore with the manifest")
+            with clock.step("checks"), psycopg.connect(**target.connect_kwargs()) as conn:
+                report.add(*run_checks(manifest, conn, opts.operator_checks, progress=progress))
+        finally:
+            progress("tearing the instance down")
+            teardown_started = time.monotonic()
+            instance.__exit__(None, None, None)
+            report.timings["teardown_seconds"] = round(time.monotonic() - teardown_started, 3)
+    except Interrupted:
+        raise
+    except (BackproofError, psycopg.Error) as exc:
+        report.error = f"{type(exc).__name__}: {exc}".strip()
+        report.add(CheckResult("instance", opts.instance, "restore and checks completed",
+                               "error", FAIL, report.error))
+
+
+def _use_manifest_key(store: Any, manifest: Manifest) -> None:
+    """Write the report with the key that encrypts the backup itself."""
+    key = manifest.archive.encryption.get("kms_key_id")
+    if key and not getattr(store, "kms_key_id", None):
+        store.kms_key_id = key
+        store._encryption = None
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+def add_operator_check_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--assert", dest="asserts", action="append", default=[], metavar="SQL",
+                   help="SQL that must return true on the restored database (repeatable)")
+    p.add_argument("--fresh", action="append", default=[], metavar="TABLE.COLUMN=AGE",
+                   help="newest value no older than AGE (e.g. 26h) at the snapshot time")
+    p.add_argument("--checks-file", metavar="PATH",
+                   help="TOML or JSON with 'assert' and 'fresh' lists")
+
+
+def add_verify_parser(sub: Any) -> None:
+    from .cli import add_output_args, add_store_args
+
+    p = sub.add_parser("verify", help="prove a backup restorable: restore it and compare")
+    p.add_argument("backup_id", metavar="BACKUP_ID|latest")
+    add_store_args(p)
+    p.add_argument("--database-name", help="the database the backup is filed under")
+    p.add_argument("--instance", choices=INSTANCE_KINDS, default="local",
+                   help="where to restore: a local ephemeral cluster or a temporary RDS instance")
+    add_operator_check_args(p)
+    p.add_argument("--jobs", type=int, default=None, help="pg_restore jobs (default: cores)")
+    p.add_argument("--pg-bin-dir", type=Path, help="directory holding pg_restore/initdb to prefer")
+    p.add_argument("--no-write", action="store_true", help="do not write verification.json")
+    rds = p.add_argument_group("RDS instance (--instance rds)")
+    rds.add_argument("--rds-subnet-group", default=os.environ.get("BACKPROOF_RDS_SUBNET_GROUP"))
+    rds.add_argument("--rds-security-group", action="append", default=[
+        s for s in os.environ.get("BACKPROOF_RDS_SECURITY_GROUPS", "").split(",") if s])
+    rds.add_argument("--rds-instance-class", default=os.environ.get(
+        "BACKPROOF_RDS_INSTANCE_CLASS", "db.t4g.medium"))
+    rds.add_argument("--rds-kms-key-id", default=os.environ.get("BACKPROOF_RDS_KMS_KEY_ID"))
+    add_output_args(p)
+    p.set_defaults(handler=cmd_verify)
+
+
+def rds_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .instances.rds import RdsSettings
+
+    return {"settings": RdsSettings(
+        subnet_group=args.rds_subnet_group or "", security_group_ids=args.rds_security_group,
+        instance_class=args.rds_instance_class, kms_key_id=args.rds_kms_key_id)}
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .store import BackupStore
+
+    checks = OperatorChecks.from_cli(args.asserts, args.fresh, args.checks_file)
+    store = BackupStore.from_url(args.store)
+    options = VerifyOptions(
+        instance=args.instance, operator_checks=checks, jobs=args.jobs, pg_bin_dir=args.pg_bin_dir,
+        instance_options=rds_options(args) if args.instance == "rds" else None,
+        write=not args.no_write,
+    )
+    with StepProgress(enabled=not args.json and sys.stderr.isatty()) as status:
+        report = verify_backup(store, args.backup_id, database=args.database_name,
+                               options=options, progress=status.update)
+    if args.json:
+        import json
+
+        print(json.dumps(report.summary(), default=str))
+    else:
+        render_report(report, Console(highlight=False))
+    return 0 if report.passed else JobFailed.exit_code
+
+
+class StepProgress:
+    """A spinner with the current step on stderr, only when a person is watching."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> StepProgress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                      TimeElapsedColumn(), console=Console(stderr=True),
+                                      transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("starting")
+        return self
+
+    def update(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=message)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
