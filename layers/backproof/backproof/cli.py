@@ -106,12 +106,43 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _retention_parser(sub: Any) -> None:
+    p = sub.add_parser("retention", help="apply grandfather-father-son retention")
+    add_store_args(p)
+    p.add_argument("--database-name", help="only this database")
+    p.add_argument("--keep", metavar="TIER=N,...",
+                   help="newest backups to keep per tier (default daily=7,weekly=5,monthly=12,"
+                        "yearly=3,safety=5; manual backups are kept)")
+    p.add_argument("--dry-run", action="store_true", help="show the plan, delete nothing")
+    add_output_args(p)
+    p.set_defaults(handler=_cmd_retention)
+
+
+def _cmd_retention(args: argparse.Namespace) -> int:
+    from .retention import RetentionPolicy, apply_retention
+    from .store import BackupStore
+
+    policy = RetentionPolicy.parse(args.keep)
+    plan = apply_retention(BackupStore.from_url(args.store), policy,
+                           database=args.database_name, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(plan.to_dict()))
+        return EXIT_OK
+    for d in plan.decisions:
+        print(f"{d.action.upper():6}  {d.database:20}  {d.backup_id}  {d.tier or '-':8}  {d.reason}")
+    verb = "would delete" if plan.dry_run else "deleted"
+    print(f"{verb} {len(plan.to_delete) if plan.dry_run else len(plan.deleted)} backups, "
+          f"kept {len(plan.decisions) - len(plan.to_delete)}", file=sys.stderr)
+    return EXIT_OK if not plan.failed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="backproof", description="PostgreSQL backups, each proved restorable.")
     parser.add_argument("--version", action="version", version=f"backproof {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _backup_parser(sub)
     _list_parser(sub)
+    _retention_parser(sub)
     for register in _extra_commands():
         register(sub)
     return parser

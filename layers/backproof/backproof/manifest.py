@@ -19,13 +19,13 @@ FORMAT = "backproof.manifest"
 FORMAT_VERSION = 1
 TIERS = ("daily", "weekly", "monthly", "yearly", "manual", "safety")
 COMPRESSIONS = ("zstd", "gzip", "none")
-_BACKUP_ID = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{6})$")
+_BACKUP_ID = re.compile(r"^(\d{8}T\d{6})\.(\d{3})Z-([0-9a-f]{6})$")
 
 
 def new_backup_id(now: datetime | None = None) -> str:
-    """Sortable, unique id: UTC time of the start plus random hex."""
+    """Sortable, unique id: UTC time of the start (to the millisecond) plus random hex."""
     now = now or datetime.now(UTC)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
 def is_backup_id(text: str) -> bool:
@@ -36,7 +36,8 @@ def backup_id_time(backup_id: str) -> datetime:
     match = _BACKUP_ID.match(backup_id)
     if not match:
         raise ValueError(f"not a backup id: {backup_id!r}")
-    return datetime.strptime(match[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    base = datetime.strptime(match[1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    return base.replace(microsecond=int(match[2]) * 1000)
 
 
 @dataclass

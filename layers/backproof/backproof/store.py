@@ -323,7 +323,7 @@ class BackupStore:
         """The backup with this id, or the newest complete one for `latest`."""
         if backup_id != "latest" and not is_backup_id(backup_id):
             raise BadInput(
-                f"{backup_id!r} is not a backup id (they look like 20261121T050312Z-1a2b3c); "
+                f"{backup_id!r} is not a backup id (they look like 20261121T050312.123Z-1a2b3c); "
                 "run `backproof list` to see them"
             )
         backups = self.list_backups(database, load=False)

@@ -1,0 +1,80 @@
+"""Retention plans against real stored backups."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backproof.backup import BackupRequest, run_backup
+from backproof.errors import BadInput
+from backproof.retention import RetentionPolicy, apply_retention
+from backproof.source import SourceSpec
+from backproof.store import BackupStore
+
+from ..conftest import S3Store, SourceDatabase
+
+
+def take(db: SourceDatabase, store: BackupStore, tier: str, name: str = "shop") -> str:
+    return run_backup(BackupRequest(SourceSpec.from_url(db.url), store, name, tier=tier,
+                                    fingerprints=False)).manifest.backup_id
+
+
+def test_keeps_newest_per_tier_and_the_newest_verified(
+    source_db: SourceDatabase, s3_store: S3Store
+) -> None:
+    store = BackupStore.from_url(s3_store.url)
+    source_db.execute("CREATE TABLE t (id int)")
+    daily = [take(source_db, store, "daily") for _ in range(4)]
+    weekly = [take(source_db, store, "weekly") for _ in range(2)]
+    # The oldest daily is the only verified one: it must survive.
+    stored = store.find(daily[0])
+    store.write_verification(stored, {"verdict": "verified", "timings": {"restore_seconds": 1.0}})
+    policy = RetentionPolicy.parse("daily=2,weekly=1")
+
+    plan = apply_retention(store, policy, dry_run=True)
+    assert {d.backup_id for d in plan.to_delete} == {daily[1], weekly[0]}
+    assert len(store.list_backups()) == 6  # dry run deleted nothing
+
+    plan = apply_retention(store, policy, dry_run=False)
+    left = {b.backup_id for b in store.list_backups()}
+    assert left == {daily[0], daily[2], daily[3], weekly[1]}
+    assert sorted(plan.deleted) == sorted([daily[1], weekly[0]])
+    json.dumps(plan.to_dict())
+
+
+def test_incomplete_uploads_removed_only_when_old(source_db: SourceDatabase, s3_store: S3Store) -> None:
+    store = BackupStore.from_url(s3_store.url)
+    source_db.execute("CREATE TABLE t (id int)")
+    backup_id = take(source_db, store, "daily")
+    stored = store.find(backup_id)
+    s3_store.s3.delete_object(Bucket=s3_store.bucket, Key=stored.manifest_key)  # now incomplete
+    young = apply_retention(store, RetentionPolicy(), dry_run=True)
+    assert young.to_delete == []
+    later = datetime.now(UTC) + timedelta(days=2)
+    old = apply_retention(store, RetentionPolicy(), dry_run=False, now=later)
+    assert [d.backup_id for d in old.to_delete] == [backup_id]
+    assert s3_store.s3.list_objects_v2(Bucket=s3_store.bucket).get("Contents") is None
+
+
+@pytest.mark.parametrize("text", ["daily=x", "hourly=3", "daily"])
+def test_malformed_policy_is_bad_input(text: str) -> None:
+    with pytest.raises(BadInput, match="TIER=COUNT"):
+        RetentionPolicy.parse(text)
+
+
+def test_cli_dry_run_prints_plan_and_deletes_nothing(
+    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from backproof.cli import main
+
+    store = BackupStore.from_url(s3_store.url)
+    source_db.execute("CREATE TABLE t (id int)")
+    ids = [take(source_db, store, "daily") for _ in range(2)]
+    assert main(["retention", "--store", s3_store.url, "--keep", "daily=1", "--dry-run",
+                 "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plan["dry_run"] is True and plan["delete"] == 1
+    assert [d["backup_id"] for d in plan["decisions"] if d["action"] == "delete"] == [ids[0]]
+    assert len(store.list_backups()) == 2
