@@ -18,16 +18,18 @@ import pytest
 
 for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(_name, None)
-os.environ.update({
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "POWERTOOLS_SERVICE_NAME": "backproof",
-    "POWERTOOLS_METRICS_NAMESPACE": "Backproof",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_DEV": "false",
-})
+os.environ.update(
+    {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_SERVICE_NAME": "backproof",
+        "POWERTOOLS_METRICS_NAMESPACE": "Backproof",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_DEV": "false",
+    }
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -64,7 +66,9 @@ class SourceDatabase:
 
 
 @pytest.fixture
-def source_db(pg_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[SourceDatabase]:
+def source_db(
+    pg_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SourceDatabase]:
     """A fresh empty database; PGPASSWORD is set so URLs need no password."""
     name = f"src_{secrets.token_hex(4)}"
     pg_cluster.create_database(name)
@@ -124,8 +128,12 @@ def moto_server() -> Iterator[MotoServer]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
     yield MotoServer(endpoint, env)
     server.stop()
 

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from backproof.cli import main
 from backproof.manifest import Manifest
 from backproof.store import BackupStore
@@ -14,17 +13,31 @@ from backproof.store import BackupStore
 from ..conftest import S3Store, SourceDatabase
 
 
-def backup(db: SourceDatabase, store: S3Store, capsys: pytest.CaptureFixture[str],
-           *extra: str) -> tuple[int, dict[str, Any] | None, str]:
-    code = main(["backup", "--source-url", db.url, "--store", store.url,
-                 "--database-name", "shop", "--json", *extra])
+def backup(
+    db: SourceDatabase, store: S3Store, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, dict[str, Any] | None, str]:
+    code = main(
+        [
+            "backup",
+            "--source-url",
+            db.url,
+            "--store",
+            store.url,
+            "--database-name",
+            "shop",
+            "--json",
+            *extra,
+        ]
+    )
     out, err = capsys.readouterr()
     lines = out.strip().splitlines()
     print(err)
     return code, (json.loads(lines[-1]) if code == 0 and lines else None), err
 
 
-def list_json(store: S3Store, capsys: pytest.CaptureFixture[str], *extra: str) -> list[dict[str, Any]]:
+def list_json(
+    store: S3Store, capsys: pytest.CaptureFixture[str], *extra: str
+) -> list[dict[str, Any]]:
     assert main(["list", "--store", store.url, "--json", *extra]) == 0
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
@@ -34,16 +47,26 @@ def test_backup_of_awkward_database_is_listed_with_its_manifest(
 ) -> None:
     # Given a database full of awkward data
     # When it is backed up
-    code, result, _ = backup(awkward_db, s3_store, capsys, "--tier", "daily",
-                             "--kms-key-id", s3_store.kms_key_id)
+    code, result, _ = backup(
+        awkward_db, s3_store, capsys, "--tier", "daily", "--kms-key-id", s3_store.kms_key_id
+    )
     # Then the summary names what was stored and the listing shows it
     assert code == 0 and result is not None
-    assert set(result) == {"backup_id", "archive_key", "manifest_key", "size", "sha256",
-                           "tables", "rows", "seconds"}
+    assert set(result) == {
+        "backup_id",
+        "archive_key",
+        "manifest_key",
+        "size",
+        "sha256",
+        "tables",
+        "rows",
+        "seconds",
+    }
     head = s3_store.s3.head_object(Bucket=s3_store.bucket, Key=result["archive_key"])
     assert head["ContentLength"] == result["size"]
     manifest = Manifest.from_json(
-        s3_store.s3.get_object(Bucket=s3_store.bucket, Key=result["manifest_key"])["Body"].read())
+        s3_store.s3.get_object(Bucket=s3_store.bucket, Key=result["manifest_key"])["Body"].read()
+    )
     inv = manifest.inventory
     names = {(t.schema, t.name) for t in inv.tables}
     assert ("Sales", "Order Items") in names and ("données", "clé_ünïcode") in names
@@ -60,7 +83,8 @@ def test_backup_of_awkward_database_is_listed_with_its_manifest(
     assert manifest.archive.encryption == {"type": "aws:kms", "kms_key_id": s3_store.kms_key_id}
     rows = list_json(s3_store, capsys)
     assert [(r["backup_id"], r["tier"], r["verification"]) for r in rows] == [
-        (result["backup_id"], "daily", "unverified")]
+        (result["backup_id"], "daily", "unverified")
+    ]
     assert rows[0]["rows"] == result["rows"] == inv.total_rows
 
 
@@ -80,8 +104,12 @@ def test_archive_is_a_pg_dump_custom_archive_matching_the_manifest_hash(
 
 
 @pytest.mark.parametrize("compression", ["gzip", "none"])
-def test_other_compressions(compression: str, source_db: SourceDatabase, s3_store: S3Store,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_other_compressions(
+    compression: str,
+    source_db: SourceDatabase,
+    s3_store: S3Store,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import gzip
 
     source_db.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g")
@@ -107,8 +135,16 @@ def test_encryption_follows_the_bucket_default_kms_key(
 ) -> None:
     s3_store.s3.put_bucket_encryption(
         Bucket=s3_store.bucket,
-        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {
-            "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": s3_store.kms_key_id}}]},
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": s3_store.kms_key_id,
+                    }
+                }
+            ]
+        },
     )
     code, result, _ = backup(source_db, s3_store, capsys)
     assert code == 0 and result is not None
@@ -122,8 +158,21 @@ def test_list_filters_by_database_and_sorts_oldest_first(
     source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first = backup(source_db, s3_store, capsys)[1]
-    assert main(["backup", "--source-url", source_db.url, "--store", s3_store.url,
-                 "--database-name", "other", "--json"]) == 0
+    assert (
+        main(
+            [
+                "backup",
+                "--source-url",
+                source_db.url,
+                "--store",
+                s3_store.url,
+                "--database-name",
+                "other",
+                "--json",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     second = backup(source_db, s3_store, capsys)[1]
     assert first and second

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from backproof.backup import BackupRequest, _DumpProcess, run_backup
 from backproof.cli import main
 from backproof.errors import DumpFailed
@@ -45,9 +44,14 @@ def test_unreachable_source_is_bad_input_and_writes_nothing(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once the socket closes
-    code, out, err = run_cli(capsys, "backup", "--source-url",
-                             f"postgresql://app:{SECRET}@127.0.0.1:{port}/shop",
-                             "--store", s3_store.url)
+    code, out, err = run_cli(
+        capsys,
+        "backup",
+        "--source-url",
+        f"postgresql://app:{SECRET}@127.0.0.1:{port}/shop",
+        "--store",
+        s3_store.url,
+    )
     assert code == 2
     assert "cannot connect to app@127.0.0.1" in err and "Check the host" in err
     assert SECRET not in out + err
@@ -56,7 +60,9 @@ def test_unreachable_source_is_bad_input_and_writes_nothing(
 
 
 def test_wrong_password_is_bad_input_and_never_echoed(
-    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str],
+    source_db: SourceDatabase,
+    s3_store: S3Store,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("PGPASSWORD")
@@ -67,41 +73,68 @@ def test_wrong_password_is_bad_input_and_never_echoed(
     nothing_stored(s3_store)
 
 
-def test_missing_bucket_is_bad_input(source_db: SourceDatabase, s3_store: S3Store,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(capsys, "backup", "--source-url", source_db.url,
-                           "--store", "s3://no-such-bucket-here/x")
+def test_missing_bucket_is_bad_input(
+    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(
+        capsys, "backup", "--source-url", source_db.url, "--store", "s3://no-such-bucket-here/x"
+    )
     assert code == 2 and "bucket 'no-such-bucket-here' does not exist" in err
     nothing_stored(s3_store)
 
 
-def test_disabled_kms_key_is_bad_input(source_db: SourceDatabase, s3_store: S3Store,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_disabled_kms_key_is_bad_input(
+    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
     s3_store.kms.disable_key(KeyId=s3_store.kms_key_id.split("/")[-1])
-    code, _, err = run_cli(capsys, "backup", "--source-url", source_db.url, "--store",
-                           s3_store.url, "--kms-key-id", s3_store.kms_key_id)
+    code, _, err = run_cli(
+        capsys,
+        "backup",
+        "--source-url",
+        source_db.url,
+        "--store",
+        s3_store.url,
+        "--kms-key-id",
+        s3_store.kms_key_id,
+    )
     assert code == 2 and "KMS key" in err and "Disabled" in err
     nothing_stored(s3_store)
 
 
-def test_unknown_kms_key_is_bad_input(source_db: SourceDatabase, s3_store: S3Store,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(capsys, "backup", "--source-url", source_db.url, "--store",
-                           s3_store.url, "--kms-key-id", "alias/does-not-exist")
+def test_unknown_kms_key_is_bad_input(
+    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(
+        capsys,
+        "backup",
+        "--source-url",
+        source_db.url,
+        "--store",
+        s3_store.url,
+        "--kms-key-id",
+        "alias/does-not-exist",
+    )
     assert code == 2 and "alias/does-not-exist" in err and "NotFound" in err
     nothing_stored(s3_store)
 
 
-@pytest.mark.parametrize(("flag", "value", "message"), [
-    ("--tier", "hourly", "invalid choice: 'hourly'"),
-    ("--compression", "lz4", "invalid choice: 'lz4'"),
-    ("--database-name", "../etc", "cannot be used in object keys"),
-    ("--store", "/tmp/backups", "is not an s3://BUCKET[/PREFIX] URL"),
-    ("--source-url", "postgresql://host:notaport/db", "source URL is malformed"),
-    ("--source-url", "postgresql://localhost", "names no database"),
-])
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--tier", "hourly", "invalid choice: 'hourly'"),
+        ("--compression", "lz4", "invalid choice: 'lz4'"),
+        ("--database-name", "../etc", "cannot be used in object keys"),
+        ("--store", "/tmp/backups", "is not an s3://BUCKET[/PREFIX] URL"),
+        ("--source-url", "postgresql://host:notaport/db", "source URL is malformed"),
+        ("--source-url", "postgresql://localhost", "names no database"),
+    ],
+)
 def test_malformed_arguments_are_bad_input(
-    flag: str, value: str, message: str, source_db: SourceDatabase, s3_store: S3Store,
+    flag: str,
+    value: str,
+    message: str,
+    source_db: SourceDatabase,
+    s3_store: S3Store,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     options = {"--store": s3_store.url, "--source-url": source_db.url, flag: value}
@@ -116,8 +149,11 @@ def test_malformed_arguments_are_bad_input(
 
 
 def test_no_fitting_pg_dump_names_server_and_found_versions(
-    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str],
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    source_db: SourceDatabase,
+    s3_store: S3Store,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given only an old pg_dump is installed
     old = tmp_path / "pg_dump"
@@ -137,19 +173,24 @@ def test_pg_dump_dying_mid_stream_aborts_the_upload(
     source_db: SourceDatabase, s3_store: S3Store
 ) -> None:
     # Given a table large enough that the dump is still running after the first megabyte
-    source_db.execute("CREATE TABLE big AS SELECT g, md5(g::text) || repeat('x', 200) AS pad "
-                      "FROM generate_series(1, 300000) g")
+    source_db.execute(
+        "CREATE TABLE big AS SELECT g, md5(g::text) || repeat('x', 200) AS pad "
+        "FROM generate_series(1, 300000) g"
+    )
     store = BackupStore.from_url(s3_store.url)
 
     def kill_dump(event: str, data: dict[str, Any]) -> None:
         # When the server ends pg_dump's session mid-stream
         if event == "bytes" and data["raw"] > 0:
-            source_db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE application_name = 'pg_dump'")
+            source_db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'pg_dump'"
+            )
 
     with pytest.raises(DumpFailed, match="pg_dump failed"):
-        run_backup(BackupRequest(SourceSpec.from_url(source_db.url), store, "big"),
-                   progress=kill_dump)
+        run_backup(
+            BackupRequest(SourceSpec.from_url(source_db.url), store, "big"), progress=kill_dump
+        )
     # Then the multipart upload is gone and nothing is listed
     nothing_stored(s3_store)
     assert store.list_backups(include_incomplete=True) == []
@@ -166,17 +207,34 @@ def test_pg_dump_command_line_never_holds_the_password() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_mid_dump_aborts_and_leaves_no_backup(
-    sig: signal.Signals, source_db: SourceDatabase, served_store: S3Store, moto_server: MotoServer,
+    sig: signal.Signals,
+    source_db: SourceDatabase,
+    served_store: S3Store,
+    moto_server: MotoServer,
     pg_cluster: Any,
 ) -> None:
     # Given a backup running as its own process against a large table
-    source_db.execute("CREATE TABLE big AS SELECT g, md5(g::text) || repeat('y', 500) AS pad "
-                      "FROM generate_series(1, 400000) g")
+    source_db.execute(
+        "CREATE TABLE big AS SELECT g, md5(g::text) || repeat('y', 500) AS pad "
+        "FROM generate_series(1, 400000) g"
+    )
     env = {**os.environ, **moto_server.env, "PGPASSWORD": pg_cluster.password}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from backproof.cli import run; run()", "backup",
-         "--source-url", source_db.url, "--store", served_store.url, "--json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from backproof.cli import run; run()",
+            "backup",
+            "--source-url",
+            source_db.url,
+            "--store",
+            served_store.url,
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     # When the signal arrives once the dump is streaming
     deadline = time.monotonic() + 30
@@ -189,12 +247,15 @@ def test_signal_mid_dump_aborts_and_leaves_no_backup(
         proc.kill()
         pytest.fail("the upload never started")
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     # Then it exits non-zero with one line of cause, and nothing is stored or left running
     assert proc.returncode == 130, err
     assert "cleaned up" in err and len(err.strip().splitlines()) == 1
     nothing_stored(served_store)
     with source_db.connect(autocommit=True) as conn:
-        left = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name IN "
-                            "('pg_dump', 'backproof') AND datname = %s", (source_db.dbname,))
+        left = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name IN "
+            "('pg_dump', 'backproof') AND datname = %s",
+            (source_db.dbname,),
+        )
         assert left.fetchone() == (0,)

@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from backproof.backup import BackupRequest, run_backup
 from backproof.errors import BadInput
 from backproof.retention import RetentionPolicy, apply_retention
@@ -17,8 +16,9 @@ from ..conftest import S3Store, SourceDatabase
 
 
 def take(db: SourceDatabase, store: BackupStore, tier: str, name: str = "shop") -> str:
-    return run_backup(BackupRequest(SourceSpec.from_url(db.url), store, name, tier=tier,
-                                    fingerprints=False)).manifest.backup_id
+    return run_backup(
+        BackupRequest(SourceSpec.from_url(db.url), store, name, tier=tier, fingerprints=False)
+    ).manifest.backup_id
 
 
 def test_keeps_newest_per_tier_and_the_newest_verified(
@@ -44,7 +44,9 @@ def test_keeps_newest_per_tier_and_the_newest_verified(
     json.dumps(plan.to_dict())
 
 
-def test_incomplete_uploads_removed_only_when_old(source_db: SourceDatabase, s3_store: S3Store) -> None:
+def test_incomplete_uploads_removed_only_when_old(
+    source_db: SourceDatabase, s3_store: S3Store
+) -> None:
     store = BackupStore.from_url(s3_store.url)
     source_db.execute("CREATE TABLE t (id int)")
     backup_id = take(source_db, store, "daily")
@@ -72,8 +74,10 @@ def test_cli_dry_run_prints_plan_and_deletes_nothing(
     store = BackupStore.from_url(s3_store.url)
     source_db.execute("CREATE TABLE t (id int)")
     ids = [take(source_db, store, "daily") for _ in range(2)]
-    assert main(["retention", "--store", s3_store.url, "--keep", "daily=1", "--dry-run",
-                 "--json"]) == 0
+    assert (
+        main(["retention", "--store", s3_store.url, "--keep", "daily=1", "--dry-run", "--json"])
+        == 0
+    )
     plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert plan["dry_run"] is True and plan["delete"] == 1
     assert [d["backup_id"] for d in plan["decisions"] if d["action"] == "delete"] == [ids[0]]

@@ -8,7 +8,6 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from backproof.backup import BackupRequest, run_backup
 from backproof.inventory import take_inventory
 from backproof.source import SourceSpec
@@ -28,18 +27,36 @@ def fingerprints(db: SourceDatabase) -> dict[str, tuple[int, str]]:
 
 
 EDITS = [
-    ("update one numeric digit", 'UPDATE "Sales"."Order Items" SET "unit price" = "unit price" + 0.000000000001 WHERE "ID" = 250'),
+    (
+        "update one numeric digit",
+        'UPDATE "Sales"."Order Items" SET "unit price" = "unit price" + 0.000000000001 WHERE "ID" = 250',
+    ),
     ("NULL to empty string", "UPDATE public.no_pk SET b = '' WHERE a = 2"),
-    ("delete one duplicate", "DELETE FROM public.no_pk WHERE ctid = (SELECT min(ctid) FROM public.no_pk WHERE a = 1)"),
+    (
+        "delete one duplicate",
+        "DELETE FROM public.no_pk WHERE ctid = (SELECT min(ctid) FROM public.no_pk WHERE a = 1)",
+    ),
     ("insert a duplicate", "INSERT INTO public.no_pk VALUES (1, 'x')"),
     ("float NaN to Infinity", "UPDATE public.values_zoo SET f8 = 'Infinity' WHERE f8 = 'NaN'"),
-    ("one microsecond", "UPDATE public.values_zoo SET ts = ts + interval '1 microsecond' WHERE id = 1"),
+    (
+        "one microsecond",
+        "UPDATE public.values_zoo SET ts = ts + interval '1 microsecond' WHERE id = 1",
+    ),
     ("bytea byte", r"UPDATE public.values_zoo SET raw = '\x00ff11' WHERE id = 1"),
-    ("jsonb nested", """UPDATE public.values_zoo SET doc = '{"a": [1, 2, {"b": 0}], "z": "ü"}' WHERE id = 1"""),
+    (
+        "jsonb nested",
+        """UPDATE public.values_zoo SET doc = '{"a": [1, 2, {"b": 0}], "z": "ü"}' WHERE id = 1""",
+    ),
     ("array element", "UPDATE public.values_zoo SET tags = ARRAY['a', NULL, 'd'] WHERE id = 1"),
-    ("unicode text", """UPDATE "données"."clé_ünïcode" SET "名前" = '京都' WHERE "名前" = '東京'"""),
+    (
+        "unicode text",
+        """UPDATE "données"."clé_ünïcode" SET "名前" = '京都' WHERE "名前" = '東京'""",
+    ),
     ("partition row", "UPDATE public.events SET kind = 'odd!' WHERE id = 7"),
-    ("swap two values between rows", "UPDATE archive.invoices SET amount = CASE id WHEN 1 THEN (SELECT amount FROM archive.invoices WHERE id = 2) ELSE (SELECT amount FROM archive.invoices WHERE id = 1) END WHERE id IN (1, 2)"),
+    (
+        "swap two values between rows",
+        "UPDATE archive.invoices SET amount = CASE id WHEN 1 THEN (SELECT amount FROM archive.invoices WHERE id = 2) ELSE (SELECT amount FROM archive.invoices WHERE id = 1) END WHERE id IN (1, 2)",
+    ),
 ]
 
 
@@ -57,7 +74,9 @@ def test_any_single_row_change_changes_that_tables_fingerprint(
     assert len(changed) == 1, (label, changed)
 
 
-def test_fingerprint_ignores_physical_order_and_session_settings(awkward_db: SourceDatabase) -> None:
+def test_fingerprint_ignores_physical_order_and_session_settings(
+    awkward_db: SourceDatabase,
+) -> None:
     before = fingerprints(awkward_db)
     awkward_db.execute("CLUSTER archive.invoices USING invoices_pkey")
     awkward_db.execute("VACUUM FULL public.values_zoo")
@@ -108,7 +127,6 @@ def test_archive_holds_the_snapshot_not_later_writes(
     from pathlib import Path
 
     import zstandard
-
     from backproof.tools import find_program
 
     source_db.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g")
@@ -118,23 +136,34 @@ def test_archive_holds_the_snapshot_not_later_writes(
         if event == "snapshot":
             source_db.execute("INSERT INTO t SELECT g FROM generate_series(101, 150) g")
 
-    result = run_backup(BackupRequest(SourceSpec.from_url(source_db.url), store, "t"),
-                        progress=late_insert)
+    result = run_backup(
+        BackupRequest(SourceSpec.from_url(source_db.url), store, "t"), progress=late_insert
+    )
     assert result.manifest.inventory.table("public", "t").rows == 100  # type: ignore[union-attr]
-    body = s3_store.s3.get_object(Bucket=s3_store.bucket, Key=result.manifest.archive.key)["Body"].read()
+    body = s3_store.s3.get_object(Bucket=s3_store.bucket, Key=result.manifest.archive.key)[
+        "Body"
+    ].read()
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "a.dump"
         archive.write_bytes(zstandard.ZstdDecompressor().decompressobj().decompress(body))
         pg_restore = find_program("pg_restore", min_major=0, purpose="test")
-        sql = subprocess.run([str(pg_restore.path), "--data-only", "-f", "-", str(archive)],
-                             capture_output=True, text=True, check=True).stdout
+        sql = subprocess.run(
+            [str(pg_restore.path), "--data-only", "-f", "-", str(archive)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     copied = sql.split("COPY public.t (id) FROM stdin;\n", 1)[1].split("\\.", 1)[0].split()
     assert len(copied) == 100
 
 
-def test_fingerprint_same_on_another_connection_with_other_defaults(awkward_db: SourceDatabase) -> None:
+def test_fingerprint_same_on_another_connection_with_other_defaults(
+    awkward_db: SourceDatabase,
+) -> None:
     base = fingerprints(awkward_db)
-    with psycopg.connect(**awkward_db.cluster.connect_kwargs(awkward_db.dbname),
-                         options="-c TimeZone=America/St_Johns -c DateStyle=SQL,DMY") as conn:
+    with psycopg.connect(
+        **awkward_db.cluster.connect_kwargs(awkward_db.dbname),
+        options="-c TimeZone=America/St_Johns -c DateStyle=SQL,DMY",
+    ) as conn:
         conn.execute("BEGIN")
         assert {t.qualified: (t.rows, t.fingerprint) for t in take_inventory(conn).tables} == base

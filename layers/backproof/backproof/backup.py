@@ -72,17 +72,26 @@ def validate_request(req: BackupRequest) -> None:
     if req.tier not in TIERS:
         raise BadInput(f"unknown tier {req.tier!r}: use one of {', '.join(TIERS)}")
     if req.compression not in COMPRESSIONS:
-        raise BadInput(f"unknown compression {req.compression!r}: use one of {', '.join(COMPRESSIONS)}")
+        raise BadInput(
+            f"unknown compression {req.compression!r}: use one of {', '.join(COMPRESSIONS)}"
+        )
 
 
 class _DumpProcess:
     """pg_dump as a child process. The argument list is built here, readable without running it;
     it never holds a password (that travels in the environment)."""
 
-    def __init__(self, program: PgProgram, source: SourceSpec, snapshot: str, extra: list[str]) -> None:
+    def __init__(
+        self, program: PgProgram, source: SourceSpec, snapshot: str, extra: list[str]
+    ) -> None:
         self.argv = [
-            str(program.path), "--format=custom", "--compress=0", f"--snapshot={snapshot}",
-            "--no-password", *extra, f"--dbname={source.conninfo_without_password()}",
+            str(program.path),
+            "--format=custom",
+            "--compress=0",
+            f"--snapshot={snapshot}",
+            "--no-password",
+            *extra,
+            f"--dbname={source.conninfo_without_password()}",
         ]
         self.env = source.child_env()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -92,7 +101,10 @@ class _DumpProcess:
     def start(self) -> subprocess.Popen[bytes]:
         # Own session: a Ctrl-C at the terminal reaches us, and we decide how pg_dump ends.
         self.proc = subprocess.Popen(
-            self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
             start_new_session=True,
         )
         self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
@@ -121,8 +133,9 @@ class _DumpProcess:
 
 
 class _InventoryThread(threading.Thread):
-    def __init__(self, conn: psycopg.Connection[Any], fingerprints: bool,
-                 progress: ProgressFn) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], fingerprints: bool, progress: ProgressFn
+    ) -> None:
         super().__init__(name="inventory", daemon=True)
         self.conn, self.fingerprints, self.progress = conn, fingerprints, progress
         self.result: Inventory | None = None
@@ -133,7 +146,8 @@ class _InventoryThread(threading.Thread):
         start = time.monotonic()
         try:
             self.result = take_inventory(
-                self.conn, fingerprints=self.fingerprints,
+                self.conn,
+                fingerprints=self.fingerprints,
                 on_table=lambda t: self.progress("table", {"table": t.qualified, "rows": t.rows}),
             )
         except BaseException as exc:  # reported by the main thread
@@ -157,14 +171,24 @@ def run_backup(req: BackupRequest, progress: ProgressFn = _noop) -> BackupResult
         conn.close()
 
 
-def _backup_in_snapshot(req: BackupRequest, conn: psycopg.Connection[Any], started: datetime,
-                        t0: float, progress: ProgressFn) -> BackupResult:
+def _backup_in_snapshot(
+    req: BackupRequest,
+    conn: psycopg.Connection[Any],
+    started: datetime,
+    t0: float,
+    progress: ProgressFn,
+) -> BackupResult:
     server_num = conn.info.server_version
-    server = {"version": conn.execute("SHOW server_version").fetchone()[0],  # type: ignore[index]
-              "major": server_num // 10000, "version_num": server_num}
+    server = {
+        "version": conn.execute("SHOW server_version").fetchone()[0],  # type: ignore[index]
+        "major": server_num // 10000,
+        "version_num": server_num,
+    }
     extra_dirs = [req.pg_bin_dir] if req.pg_bin_dir else None
     pg_dump = find_program(
-        "pg_dump", min_major=server["major"], extra_dirs=extra_dirs,
+        "pg_dump",
+        min_major=server["major"],
+        extra_dirs=extra_dirs,
         purpose=f"backing up a PostgreSQL {server['version']} server",
     )
     req.store.check_writable()
@@ -203,16 +227,29 @@ def _backup_in_snapshot(req: BackupRequest, conn: psycopg.Connection[Any], start
     assert inventory.result is not None
 
     manifest = Manifest(
-        backup_id=backup_id, database=req.database_name, source_database=req.source.dbname,
-        tier=req.tier, created_at=started.isoformat(),
-        snapshot={"id": snapshot_id, "taken_at": taken_at.astimezone(UTC).isoformat(),
-                  "txid_snapshot": txid},
+        backup_id=backup_id,
+        database=req.database_name,
+        source_database=req.source.dbname,
+        tier=req.tier,
+        created_at=started.isoformat(),
+        snapshot={
+            "id": snapshot_id,
+            "taken_at": taken_at.astimezone(UTC).isoformat(),
+            "txid_snapshot": txid,
+        },
         server=server,
-        tools={"pg_dump": {"version": pg_dump.version, "path": str(pg_dump.path)},
-               "backproof": __version__},
+        tools={
+            "pg_dump": {"version": pg_dump.version, "path": str(pg_dump.path)},
+            "backproof": __version__,
+        },
         archive=ArchiveInfo(
-            key=key, format="custom", compression=req.compression, size=info.size,
-            sha256=sha256, raw_size=raw_size, encryption=info.encryption,
+            key=key,
+            format="custom",
+            compression=req.compression,
+            size=info.size,
+            sha256=sha256,
+            raw_size=raw_size,
+            encryption=info.encryption,
         ),
         inventory=inventory.result,
         dump_options={"extra_args": req.extra_pg_dump_args, "fingerprints": req.fingerprints},
@@ -232,8 +269,9 @@ def _backup_in_snapshot(req: BackupRequest, conn: psycopg.Connection[Any], start
     return BackupResult(manifest, manifest_key)
 
 
-def _stream(dump: _DumpProcess, upload: MultipartUpload, compression: str,
-            progress: ProgressFn) -> tuple[int, str]:
+def _stream(
+    dump: _DumpProcess, upload: MultipartUpload, compression: str, progress: ProgressFn
+) -> tuple[int, str]:
     assert dump.proc is not None and dump.proc.stdout is not None
     comp = compressor(compression)
     digest = hashlib.sha256()

@@ -28,11 +28,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def add_store_args(p: argparse.ArgumentParser, *, kms: bool = False) -> None:
-    p.add_argument("--store", required=True, metavar="s3://BUCKET/PREFIX",
-                   help="where backups live; set AWS_ENDPOINT_URL for MinIO or other S3 endpoints")
+    p.add_argument(
+        "--store",
+        required=True,
+        metavar="s3://BUCKET/PREFIX",
+        help="where backups live; set AWS_ENDPOINT_URL for MinIO or other S3 endpoints",
+    )
     if kms:
-        p.add_argument("--kms-key-id", default=os.environ.get("BACKPROOF_KMS_KEY_ID"),
-                       help="KMS key for SSE-KMS (default: the bucket's default key, else SSE-S3)")
+        p.add_argument(
+            "--kms-key-id",
+            default=os.environ.get("BACKPROOF_KMS_KEY_ID"),
+            help="KMS key for SSE-KMS (default: the bucket's default key, else SSE-S3)",
+        )
 
 
 def add_output_args(p: argparse.ArgumentParser) -> None:
@@ -41,16 +48,24 @@ def add_output_args(p: argparse.ArgumentParser) -> None:
 
 def _backup_parser(sub: Any) -> None:
     p = sub.add_parser("backup", help="take a consistent backup of one database")
-    p.add_argument("--source-url", default=os.environ.get("BACKPROOF_SOURCE_URL"),
-                   help="postgresql://USER@HOST:PORT/DBNAME (password from PGPASSWORD or a "
-                        "passfile rather than the URL)")
+    p.add_argument(
+        "--source-url",
+        default=os.environ.get("BACKPROOF_SOURCE_URL"),
+        help="postgresql://USER@HOST:PORT/DBNAME (password from PGPASSWORD or a "
+        "passfile rather than the URL)",
+    )
     add_store_args(p, kms=True)
-    p.add_argument("--database-name", help="name the backup is filed under (default: the "
-                                           "source's database name)")
+    p.add_argument(
+        "--database-name",
+        help="name the backup is filed under (default: the source's database name)",
+    )
     p.add_argument("--tier", choices=TIERS, default="manual")
     p.add_argument("--compression", choices=COMPRESSIONS, default="zstd")
-    p.add_argument("--no-fingerprints", action="store_true",
-                   help="record row counts only (faster; verification then cannot compare content)")
+    p.add_argument(
+        "--no-fingerprints",
+        action="store_true",
+        help="record row counts only (faster; verification then cannot compare content)",
+    )
     p.add_argument("--pg-bin-dir", type=Path, help="directory holding pg_dump to prefer")
     add_output_args(p)
     p.set_defaults(handler=_cmd_backup)
@@ -65,8 +80,12 @@ def _cmd_backup(args: argparse.Namespace) -> int:
     source = SourceSpec.from_url(args.source_url or "")
     store = BackupStore.from_url(args.store, kms_key_id=args.kms_key_id)
     request = BackupRequest(
-        source=source, store=store, database_name=args.database_name or source.dbname,
-        tier=args.tier, compression=args.compression, fingerprints=not args.no_fingerprints,
+        source=source,
+        store=store,
+        database_name=args.database_name or source.dbname,
+        tier=args.tier,
+        compression=args.compression,
+        fingerprints=not args.no_fingerprints,
         pg_bin_dir=args.pg_bin_dir,
     )
     with BackupProgress(enabled=not args.json and sys.stderr.isatty()) as progress:
@@ -76,9 +95,12 @@ def _cmd_backup(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print(summary["backup_id"])
-        print(f"  {summary['tables']} tables, {summary['rows']} rows, {summary['size']} bytes "
-              f"stored in {summary['seconds']} s; manifest s3://{store.bucket}/"
-              f"{summary['manifest_key']}", file=sys.stderr)
+        print(
+            f"  {summary['tables']} tables, {summary['rows']} rows, {summary['size']} bytes "
+            f"stored in {summary['seconds']} s; manifest s3://{store.bucket}/"
+            f"{summary['manifest_key']}",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -86,8 +108,11 @@ def _list_parser(sub: Any) -> None:
     p = sub.add_parser("list", help="list backups in a store")
     add_store_args(p)
     p.add_argument("--database-name", help="only this database")
-    p.add_argument("--all", action="store_true",
-                   help="also show uploads without a manifest (incomplete, not backups)")
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="also show uploads without a manifest (incomplete, not backups)",
+    )
     add_output_args(p)
     p.set_defaults(handler=_cmd_list)
 
@@ -110,9 +135,12 @@ def _retention_parser(sub: Any) -> None:
     p = sub.add_parser("retention", help="apply grandfather-father-son retention")
     add_store_args(p)
     p.add_argument("--database-name", help="only this database")
-    p.add_argument("--keep", metavar="TIER=N,...",
-                   help="newest backups to keep per tier (default daily=7,weekly=5,monthly=12,"
-                        "yearly=3,safety=5; manual backups are kept)")
+    p.add_argument(
+        "--keep",
+        metavar="TIER=N,...",
+        help="newest backups to keep per tier (default daily=7,weekly=5,monthly=12,"
+        "yearly=3,safety=5; manual backups are kept)",
+    )
     p.add_argument("--dry-run", action="store_true", help="show the plan, delete nothing")
     add_output_args(p)
     p.set_defaults(handler=_cmd_retention)
@@ -123,16 +151,22 @@ def _cmd_retention(args: argparse.Namespace) -> int:
     from .store import BackupStore
 
     policy = RetentionPolicy.parse(args.keep)
-    plan = apply_retention(BackupStore.from_url(args.store), policy,
-                           database=args.database_name, dry_run=args.dry_run)
+    plan = apply_retention(
+        BackupStore.from_url(args.store), policy, database=args.database_name, dry_run=args.dry_run
+    )
     if args.json:
         print(json.dumps(plan.to_dict()))
         return EXIT_OK
     for d in plan.decisions:
-        print(f"{d.action.upper():6}  {d.database:20}  {d.backup_id}  {d.tier or '-':8}  {d.reason}")
+        print(
+            f"{d.action.upper():6}  {d.database:20}  {d.backup_id}  {d.tier or '-':8}  {d.reason}"
+        )
     verb = "would delete" if plan.dry_run else "deleted"
-    print(f"{verb} {len(plan.to_delete) if plan.dry_run else len(plan.deleted)} backups, "
-          f"kept {len(plan.decisions) - len(plan.to_delete)}", file=sys.stderr)
+    print(
+        f"{verb} {len(plan.to_delete) if plan.dry_run else len(plan.deleted)} backups, "
+        f"kept {len(plan.decisions) - len(plan.to_delete)}",
+        file=sys.stderr,
+    )
     return EXIT_OK if not plan.failed else 1
 
 
@@ -168,8 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Handler = args.handler
         return handler(args)
     except KeyboardInterrupt:
-        print("backproof: interrupted (SIGINT); the job was cleaned up and nothing was recorded",
-              file=sys.stderr)
+        print(
+            "backproof: interrupted (SIGINT); the job was cleaned up and nothing was recorded",
+            file=sys.stderr,
+        )
         return Interrupted.exit_code
     except BackproofError as exc:
         print(f"backproof: {exc}", file=sys.stderr)

@@ -83,8 +83,17 @@ class LocalCluster:
         try:
             self._cmd(
                 "initdb",
-                "-D", str(self.datadir), "-U", SUPERUSER, f"--pwfile={pwfile}",
-                "-A", "scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+                "-D",
+                str(self.datadir),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "-A",
+                "scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
             )
             pwfile.unlink()
             self._start_server()
@@ -109,8 +118,18 @@ class LocalCluster:
             self.port = _free_port()
             args = " ".join(f"-c {k}={v}" for k, v in {**opts, "port": str(self.port)}.items())
             result = self._cmd(
-                "pg_ctl", "-D", str(self.datadir), "-l", str(self.workdir / "server.log"),
-                "-o", args, "-w", "-t", str(_START_TIMEOUT_S), "start", check=False,
+                "pg_ctl",
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.datadir.parent / "server.log"),
+                "-o",
+                args,
+                "-w",
+                "-t",
+                str(_START_TIMEOUT_S),
+                "start",
+                check=False,
             )
             if result.returncode == 0:
                 self._running = True
@@ -121,7 +140,9 @@ class LocalCluster:
     def stop(self) -> None:
         """Stop the server and delete every file. Safe to call twice, and after a failed start."""
         if self._running:
-            self._cmd("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop", check=False)
+            self._cmd(
+                "pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop", check=False
+            )
             self._running = False
         if self.workdir and self.workdir.exists():
             self._kill_leftover_postmaster()
@@ -156,20 +177,26 @@ class LocalCluster:
     def version(self) -> str:
         return self.server.version if self.server else ""
 
-    def _cmd(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _cmd(
+        self, program: str, *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         assert self.server is not None
         argv = [str(self.server.bin_dir / program), *args]
         user = _run_as_user()
         if user:
             argv = ["runuser", "-u", user, "--", *argv]
         result = subprocess.run(
-            argv, capture_output=True, text=True, check=False, start_new_session=True,
-            cwd=str(self.workdir or "/"), timeout=300,
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            start_new_session=True,
+            cwd=str(self.workdir or "/"),
+            timeout=300,
         )
         if check and result.returncode != 0:
-            raise BackproofError(
-                f"{program} failed ({result.returncode}): {(result.stderr or result.stdout).strip()}"
-            )
+            output = (result.stderr or result.stdout).strip()
+            raise BackproofError(f"{program} failed ({result.returncode}): {output}")
         return result
 
     def log_tail(self, lines: int = 20) -> str:
@@ -184,14 +211,19 @@ class LocalCluster:
 
     def connect_kwargs(self, dbname: str = "postgres") -> dict[str, Any]:
         return {
-            "host": "127.0.0.1", "port": self.port, "user": SUPERUSER,
-            "password": self.password, "dbname": dbname,
+            "host": "127.0.0.1",
+            "port": self.port,
+            "user": SUPERUSER,
+            "password": self.password,
+            "dbname": dbname,
         }
 
     def env(self) -> dict[str, str]:
         """Environment for child programs (psql, pg_restore) that connect to this cluster."""
         return {
-            "PGHOST": "127.0.0.1", "PGPORT": str(self.port), "PGUSER": SUPERUSER,
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(self.port),
+            "PGUSER": SUPERUSER,
             "PGPASSWORD": self.password,
         }
 

@@ -5,4 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-REGISTRARS: list[Callable[[Any], None]] = []
+from .verify import add_verify_parser
+
+REGISTRARS: list[Callable[[Any], None]] = [add_verify_parser]

@@ -29,7 +29,7 @@ class _Identity:
 
 def compressor(kind: str) -> Compressor:
     if kind == "zstd":
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()  # type: ignore[return-value]
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
     if kind == "gzip":
         return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
     if kind == "none":

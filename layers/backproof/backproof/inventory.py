@@ -52,31 +52,31 @@ SELECT n.nspname, c.relname, c.relkind::text,
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' AND {_SYSTEM_NS}
   AND (c.relkind <> 'm' OR c.relispopulated)
-  AND {_NOT_EXT_MEMBER.format(catalog='pg_class', oid='c.oid')}
+  AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}
 ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
 """
 
 _OBJECTS_SQL = f"""
 SELECT
  (SELECT count(*) FROM pg_namespace n WHERE {_SYSTEM_NS}
-    AND {_NOT_EXT_MEMBER.format(catalog='pg_namespace', oid='n.oid')}) AS schemas,
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_namespace", oid="n.oid")}) AS schemas,
  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND {_SYSTEM_NS}
-    AND {_NOT_EXT_MEMBER.format(catalog='pg_class', oid='c.oid')}) AS tables,
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}) AS tables,
  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'v' AND {_SYSTEM_NS}
-    AND {_NOT_EXT_MEMBER.format(catalog='pg_class', oid='c.oid')}) AS views,
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}) AS views,
  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'm' AND {_SYSTEM_NS}
-    AND {_NOT_EXT_MEMBER.format(catalog='pg_class', oid='c.oid')}) AS materialized_views,
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}) AS materialized_views,
  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'S' AND {_SYSTEM_NS}
-    AND {_NOT_EXT_MEMBER.format(catalog='pg_class', oid='c.oid')}) AS sequences,
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}) AS sequences,
  (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-    WHERE {_SYSTEM_NS} AND {_NOT_EXT_MEMBER.format(catalog='pg_proc', oid='p.oid')}) AS functions,
+    WHERE {_SYSTEM_NS} AND {_NOT_EXT_MEMBER.format(catalog="pg_proc", oid="p.oid")}) AS functions,
  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('i', 'I') AND {_SYSTEM_NS}
-    AND {_NOT_EXT_MEMBER.format(catalog='pg_class', oid='c.oid')}) AS indexes,
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}) AS indexes,
  (SELECT count(*) FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
     WHERE k.contype IN ('c', 'f', 'p', 'u', 'x') AND {_SYSTEM_NS}
     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
@@ -93,7 +93,7 @@ SELECT n.nspname, c.relname,
        CASE WHEN has_sequence_privilege(c.oid, 'SELECT') THEN pg_sequence_last_value(c.oid) END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'S' AND {_SYSTEM_NS}
-  AND {_NOT_EXT_MEMBER.format(catalog='pg_class', oid='c.oid')}
+  AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}
 ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
 """
 
@@ -132,8 +132,12 @@ def table_stats(
 ) -> TableStats:
     count, high, low = conn.execute(fingerprint_query(schema, name, columns)).fetchone()  # type: ignore[misc]
     return TableStats(
-        schema=schema, name=name, kind=kind, rows=int(count),
-        fingerprint=_digest(ALGORITHM, count, high, low), columns=list(columns),
+        schema=schema,
+        name=name,
+        kind=kind,
+        rows=int(count),
+        fingerprint=_digest(ALGORITHM, count, high, low),
+        columns=list(columns),
     )
 
 
@@ -171,7 +175,9 @@ def take_inventory(
     values = cur.fetchone() or ()
     objects = {k: int(v) for k, v in zip(names, values, strict=True)}
     sequences = [SequenceState(s, n, v) for s, n, v in conn.execute(_SEQUENCES_SQL).fetchall()]
-    extensions = dict(conn.execute("SELECT extname, extversion FROM pg_extension ORDER BY 1").fetchall())
+    extensions = dict(
+        conn.execute("SELECT extname, extversion FROM pg_extension ORDER BY 1").fetchall()
+    )
     large_objects: dict[str, Any] = {"count": objects.get("large_objects", 0)}
     if fingerprints and large_objects["count"]:
         try:
@@ -181,7 +187,11 @@ def take_inventory(
         except psycopg.errors.InsufficientPrivilege:
             large_objects["fingerprint"] = None  # counted, not read: the role may not read them
     return Inventory(
-        tables=tables, objects=objects, sequences=sequences, extensions=extensions,
-        large_objects=large_objects, settings=settings,
+        tables=tables,
+        objects=objects,
+        sequences=sequences,
+        extensions=extensions,
+        large_objects=large_objects,
+        settings=settings,
         algorithm=ALGORITHM if fingerprints else "counts-only",
     )

@@ -141,7 +141,9 @@ class Manifest:
         data = asdict(self)
         data["inventory"] = self.inventory.to_dict()
         # Put the identity first so a person reading the JSON sees it at once.
-        head = {k: data.pop(k) for k in ("format", "format_version", "backup_id", "database", "tier")}
+        head = {
+            k: data.pop(k) for k in ("format", "format_version", "backup_id", "database", "tier")
+        }
         return {**head, **data}
 
     def to_json(self) -> bytes:

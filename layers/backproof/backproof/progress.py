@@ -19,8 +19,11 @@ class BackupProgress:
     def __enter__(self) -> BackupProgress:
         if self.enabled:
             self._progress = Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                console=Console(stderr=True), transient=True,
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
             )
             self._progress.start()
             self._task = self._progress.add_task("connecting to the source")
@@ -33,14 +36,15 @@ class BackupProgress:
             self._tables += 1
         if event in ("bytes", "table", "snapshot"):
             raw = data.get("raw")
-            stored = data.get("stored")
+            stored = data.get("stored") or 0
             text = "dumping"
             if raw is not None:
                 text += f": {raw / 2**20:.0f} MiB read, {stored / 2**20:.0f} MiB stored"
             text += f"; {self._tables} tables fingerprinted"
             self._progress.update(self._task, description=text)
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._progress:
             self._progress.stop()

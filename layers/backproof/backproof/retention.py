@@ -78,8 +78,9 @@ class RetentionPlan:
         }
 
 
-def plan_retention(backups: list[StoredBackup], policy: RetentionPolicy,
-                   now: datetime | None = None) -> RetentionPlan:
+def plan_retention(
+    backups: list[StoredBackup], policy: RetentionPolicy, now: datetime | None = None
+) -> RetentionPlan:
     now = now or datetime.now(UTC)
     decisions: list[Decision] = []
     by_database: dict[str, list[StoredBackup]] = defaultdict(list)
@@ -110,16 +111,38 @@ def plan_retention(backups: list[StoredBackup], policy: RetentionPolicy,
                 continue
             age = now - (b.last_modified or b.created_at)
             if age > policy.incomplete_after and not b.in_progress_uploads:
-                decisions.append(Decision(b.backup_id, database, None, "delete",
-                                          f"incomplete upload, {age} old", b.prefix))
+                decisions.append(
+                    Decision(
+                        b.backup_id,
+                        database,
+                        None,
+                        "delete",
+                        f"incomplete upload, {age} old",
+                        b.prefix,
+                    )
+                )
             else:
-                decisions.append(Decision(b.backup_id, database, None, "keep",
-                                          "incomplete upload, may still be running", b.prefix))
+                decisions.append(
+                    Decision(
+                        b.backup_id,
+                        database,
+                        None,
+                        "keep",
+                        "incomplete upload, may still be running",
+                        b.prefix,
+                    )
+                )
     return RetentionPlan(decisions)
 
 
-def apply_retention(store: BackupStore, policy: RetentionPolicy, *, database: str | None = None,
-                    dry_run: bool = True, now: datetime | None = None) -> RetentionPlan:
+def apply_retention(
+    store: BackupStore,
+    policy: RetentionPolicy,
+    *,
+    database: str | None = None,
+    dry_run: bool = True,
+    now: datetime | None = None,
+) -> RetentionPlan:
     backups = store.list_backups(database, include_incomplete=True)
     plan = plan_retention(backups, policy, now)
     plan.dry_run = dry_run

@@ -64,8 +64,12 @@ class SourceSpec:
         return env
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
-        params = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "backproof",
-                  **self.params, **kwargs}
+        params = {
+            "connect_timeout": CONNECT_TIMEOUT_S,
+            "application_name": "backproof",
+            **self.params,
+            **kwargs,
+        }
         try:
             return psycopg.connect(**params)
         except psycopg.OperationalError as exc:

@@ -107,7 +107,9 @@ class BackupStore:
     _encryption: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
-    def from_url(cls, url: str, *, kms_key_id: str | None = None, client: Any = None) -> BackupStore:
+    def from_url(
+        cls, url: str, *, kms_key_id: str | None = None, client: Any = None
+    ) -> BackupStore:
         parsed = urlparse(url or "")
         if parsed.scheme != "s3" or not parsed.netloc:
             raise BadInput(f"store {url!r} is not an s3://BUCKET[/PREFIX] URL")
@@ -157,14 +159,16 @@ class BackupStore:
         if self.kms_key_id:
             self._check_kms_key(self.kms_key_id)
             args: dict[str, Any] = {
-                "ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id,
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": self.kms_key_id,
                 "BucketKeyEnabled": True,
             }
         else:
             args = {"ServerSideEncryption": "AES256"}
             try:
                 rules = self.client.get_bucket_encryption(Bucket=self.bucket)[
-                    "ServerSideEncryptionConfiguration"]["Rules"]
+                    "ServerSideEncryptionConfiguration"
+                ]["Rules"]
                 default = rules[0]["ApplyServerSideEncryptionByDefault"]
                 if default.get("SSEAlgorithm") in ("aws:kms", "aws:kms:dsse"):
                     args = {"ServerSideEncryption": "aws:kms"}
@@ -195,14 +199,20 @@ class BackupStore:
             )
 
     # -- writing -----------------------------------------------------------------------------
-    def open_upload(self, key: str, content_type: str = "application/octet-stream") -> MultipartUpload:
+    def open_upload(
+        self, key: str, content_type: str = "application/octet-stream"
+    ) -> MultipartUpload:
         return MultipartUpload(self, key, content_type)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/json") -> None:
         try:
             self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
-                ChecksumAlgorithm="SHA256", **self.encryption_args(),
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                ChecksumAlgorithm="SHA256",
+                **self.encryption_args(),
             )
         except (ClientError, BotoCoreError) as exc:
             raise UploadFailed(f"could not write s3://{self.bucket}/{key}: {exc}") from exc
@@ -227,8 +237,9 @@ class BackupStore:
         enc = {"type": meta.get("ServerSideEncryption", "none")}
         if meta.get("SSEKMSKeyId"):
             enc["kms_key_id"] = meta["SSEKMSKeyId"]
-        return ObjectInfo(key, int(meta["ContentLength"]), enc, meta.get("ETag", ""),
-                          meta.get("LastModified"))
+        return ObjectInfo(
+            key, int(meta["ContentLength"]), enc, meta.get("ETag", ""), meta.get("LastModified")
+        )
 
     def get_bytes(self, key: str) -> bytes:
         try:
@@ -261,55 +272,72 @@ class BackupStore:
                 raise StoreUnavailable(
                     f"bucket {self.bucket!r} does not exist; check --store"
                 ) from exc
-            raise StoreUnavailable(f"cannot list s3://{self.bucket}/{prefix}: {code or exc}") from exc
+            raise StoreUnavailable(
+                f"cannot list s3://{self.bucket}/{prefix}: {code or exc}"
+            ) from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"cannot reach the object store: {exc}") from exc
 
     def list_backups(
-        self, database: str | None = None, *, include_incomplete: bool = False,
+        self,
+        database: str | None = None,
+        *,
+        include_incomplete: bool = False,
         load: bool = True,
     ) -> list[StoredBackup]:
         """Backups, oldest first. Directories without a manifest only with include_incomplete.
 
         With `load`, each complete backup's manifest and verification report are read too.
         """
-        root = f"{self.prefix}backups/" + (f"{validate_database_name(database)}/" if database else "")
+        root = f"{self.prefix}backups/" + (
+            f"{validate_database_name(database)}/" if database else ""
+        )
         found: dict[str, StoredBackup] = {}
         for obj in self._iter_objects(root):
-            rest = obj["Key"][len(self.prefix) + len("backups/"):].split("/")
-            if len(rest) != 6 or not is_backup_id(rest[4]):
-                continue
-            db, _, _, _, backup_id, name = rest
-            prefix = obj["Key"][: -len(name)]
-            entry = found.setdefault(prefix, StoredBackup(backup_id, db, prefix, complete=False))
-            if name == MANIFEST_NAME:
-                entry.complete = True
-            elif name == VERIFICATION_NAME:
-                entry.has_verification = True
-            elif name in ARCHIVE_NAMES.values():
-                entry.archive_key = obj["Key"]
-                entry.archive_size = int(obj["Size"])
-            entry.last_modified = max(filter(None, [entry.last_modified, obj["LastModified"]]))
+            self._file_object(found, obj)
         if include_incomplete:
             for upload in self._in_progress_uploads(root):
-                rest = upload["Key"][len(self.prefix) + len("backups/"):].split("/")
-                if len(rest) == 6 and is_backup_id(rest[4]):
-                    prefix = upload["Key"][: -len(rest[5])]
-                    entry = found.setdefault(prefix, StoredBackup(rest[4], rest[0], prefix, False))
+                entry = self._entry_for(found, upload["Key"])
+                if entry:
                     entry.in_progress_uploads += 1
         backups = sorted(found.values(), key=lambda b: (b.backup_id, b.database))
         if not include_incomplete:
             backups = [b for b in backups if b.complete]
         if load:
             for b in backups:
-                if b.complete:
-                    try:
-                        b.manifest = self.load_manifest(b)
-                    except IntegrityError:
-                        b.manifest = None
-                if b.has_verification:
-                    b.verification = self.load_verification(b)
+                self._load(b)
         return backups
+
+    def _entry_for(self, found: dict[str, StoredBackup], key: str) -> StoredBackup | None:
+        """The backup directory a key belongs to, or None for keys outside the layout."""
+        rest = key[len(self.prefix) + len("backups/") :].split("/")
+        if len(rest) != 6 or not is_backup_id(rest[4]):
+            return None
+        prefix = key[: -len(rest[5])] if rest[5] else key
+        return found.setdefault(prefix, StoredBackup(rest[4], rest[0], prefix, complete=False))
+
+    def _file_object(self, found: dict[str, StoredBackup], obj: dict[str, Any]) -> None:
+        entry = self._entry_for(found, obj["Key"])
+        if entry is None:
+            return
+        name = obj["Key"].rsplit("/", 1)[-1]
+        if name == MANIFEST_NAME:
+            entry.complete = True
+        elif name == VERIFICATION_NAME:
+            entry.has_verification = True
+        elif name in ARCHIVE_NAMES.values():
+            entry.archive_key = obj["Key"]
+            entry.archive_size = int(obj["Size"])
+        entry.last_modified = max(filter(None, [entry.last_modified, obj["LastModified"]]))
+
+    def _load(self, b: StoredBackup) -> None:
+        if b.complete:
+            try:
+                b.manifest = self.load_manifest(b)
+            except IntegrityError:
+                b.manifest = None
+        if b.has_verification:
+            b.verification = self.load_verification(b)
 
     def _in_progress_uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("list_multipart_uploads")
@@ -338,11 +366,15 @@ class BackupStore:
                 f"no backup {backup_id} in {self.url}; run `backproof list --store {self.url}`"
             )
         if len(matches) > 1:
-            raise BadInput(f"backup id {backup_id} exists for several databases; pass --database-name")
+            raise BadInput(
+                f"backup id {backup_id} exists for several databases; pass --database-name"
+            )
         return matches[0]
 
     def load_manifest(self, stored: StoredBackup) -> Manifest:
-        manifest = Manifest.from_json(self.get_bytes(stored.manifest_key), where=stored.manifest_key)
+        manifest = Manifest.from_json(
+            self.get_bytes(stored.manifest_key), where=stored.manifest_key
+        )
         if manifest.backup_id != stored.backup_id or manifest.database != stored.database:
             raise IntegrityError(
                 f"{stored.manifest_key} describes backup {manifest.backup_id} of "
@@ -382,21 +414,29 @@ class MultipartUpload:
         self._done = False
         try:
             self.upload_id: str | None = store.client.create_multipart_upload(
-                Bucket=store.bucket, Key=key, ContentType=content_type,
-                ChecksumAlgorithm="SHA256", **store.encryption_args(),
+                Bucket=store.bucket,
+                Key=key,
+                ContentType=content_type,
+                ChecksumAlgorithm="SHA256",
+                **store.encryption_args(),
             )["UploadId"]
         except ClientError as exc:
             code = _client_error_code(exc)
-            hint = "check the KMS key policy and --kms-key-id" if "KMS" in code or "kms" in str(
-                exc) else "check the bucket and the credentials' permissions"
+            hint = (
+                "check the KMS key policy and --kms-key-id"
+                if "KMS" in code or "kms" in str(exc)
+                else "check the bucket and the credentials' permissions"
+            )
             self._pool.shutdown()
-            raise StoreUnavailable(f"cannot start an upload to s3://{store.bucket}/{key}: "
-                                   f"{code or exc}; {hint}") from exc
+            raise StoreUnavailable(
+                f"cannot start an upload to s3://{store.bucket}/{key}: {code or exc}; {hint}"
+            ) from exc
 
     def write(self, data: bytes) -> None:
         if not self._errors.empty():
-            raise UploadFailed(f"upload of s3://{self.store.bucket}/{self.key} failed: "
-                               f"{self._errors.get()}")
+            raise UploadFailed(
+                f"upload of s3://{self.store.bucket}/{self.key} failed: {self._errors.get()}"
+            )
         self._buffer += data
         self.size += len(data)
         while len(self._buffer) >= self._part_size:
@@ -417,8 +457,12 @@ class MultipartUpload:
         try:
             checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
             response = self.store.client.upload_part(
-                Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id,
-                PartNumber=number, Body=chunk, ChecksumSHA256=checksum,
+                Bucket=self.store.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=chunk,
+                ChecksumSHA256=checksum,
             )
             return {"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum}
         except BaseException as exc:
@@ -434,19 +478,24 @@ class MultipartUpload:
         try:
             parts = [f.result() for f in self._parts]
             self.store.client.complete_multipart_upload(
-                Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id,
+                Bucket=self.store.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
                 MultipartUpload={"Parts": parts},
             )
         except (ClientError, BotoCoreError) as exc:
             self.abort()
-            raise UploadFailed(f"upload of s3://{self.store.bucket}/{self.key} failed: {exc}") from exc
+            raise UploadFailed(
+                f"upload of s3://{self.store.bucket}/{self.key} failed: {exc}"
+            ) from exc
         finally:
             self._pool.shutdown()
         self._done = True
         info = self.store.head(self.key)
         if info.size != self.size:
             raise UploadFailed(
-                f"s3://{self.store.bucket}/{self.key} holds {info.size} bytes, {self.size} were sent"
+                f"s3://{self.store.bucket}/{self.key} holds {info.size} bytes, "
+                f"{self.size} were sent"
             )
         return info
 

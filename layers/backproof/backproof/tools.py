@@ -7,7 +7,6 @@ bug of pg_dump-to-S3 scripts, so the choice is explicit and reported in the mani
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import shutil
@@ -18,7 +17,11 @@ from pathlib import Path
 from .errors import ToolNotFound
 
 # Debian/Ubuntu and the official postgres images install each major side by side here.
-SYSTEM_BIN_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/opt/homebrew/opt/postgresql@*/bin")
+SYSTEM_BIN_GLOBS = (
+    "/usr/lib/postgresql/*/bin",
+    "/usr/pgsql-*/bin",
+    "/opt/homebrew/opt/postgresql@*/bin",
+)
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 
 
@@ -57,7 +60,7 @@ def candidate_dirs(extra: list[Path] | None = None, *, include_path: bool = True
     if env_dir:
         dirs.append(Path(env_dir))
     for pattern in SYSTEM_BIN_GLOBS:
-        dirs.extend(Path(p) for p in sorted(glob.glob(pattern)))
+        dirs.extend(sorted(Path("/").glob(pattern.lstrip("/"))))
     if include_path:
         dirs.extend(Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p)
     seen: set[Path] = set()
