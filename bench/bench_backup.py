@@ -125,9 +125,64 @@ _RUSAGE_WRAPPER = (
     "import resource, subprocess, sys\n"
     "rc = subprocess.call(sys.argv[2:])\n"
     "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-    "open(sys.argv[1], 'w').write(f'{r.ru_maxrss} 0\\n')\n"
+    "open(sys.argv[1], 'w').write(f'{r.ru_maxrss} {r.ru_utime + r.ru_stime}\\n')\n"
     "sys.exit(rc)\n"
 )
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int, with_reaped: bool = False) -> float:
+    """CPU seconds of one process (plus its reaped children's, if asked)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return 0.0
+    f = stat[stat.rfind(b")") + 2:].split()
+    ticks = int(f[11]) + int(f[12]) + ((int(f[13]) + int(f[14])) if with_reaped else 0)
+    return ticks / TICK
+
+
+def _system_busy() -> float:
+    """CPU seconds spent busy by the whole machine since boot (all cores)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = f[3] + f[4]
+    return (sum(f[:8]) - idle) / TICK
+
+
+@dataclass
+class Watch:
+    """Processes outside the measured tree whose CPU the bench accounts for."""
+
+    postmaster: int = 0   # the cluster's server: its own CPU plus every backend's
+    moto: int = 0         # the S3 endpoint
+
+    def server_cpu(self) -> float:
+        if not self.postmaster:
+            return 0.0
+        total = _cpu_of(self.postmaster, with_reaped=True)  # reaped backends included
+        table = _proc_table()
+        for pid, (ppid, _) in table.items():
+            if ppid == self.postmaster:
+                total += _cpu_of(pid)
+        return total
+
+    def snapshot(self) -> dict[str, float]:
+        return {"server": self.server_cpu(), "s3": _cpu_of(self.moto) if self.moto else 0.0,
+                "system": _system_busy(), "bench": _cpu_of(os.getpid())}
+
+
+WATCH = Watch()
+
+
+def wait_idle(max_wait: float, threshold_cores: float = 0.25) -> float:
+    """Wait (at most max_wait s) until the machine is idle for a second; returns seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < max_wait:
+        b0 = _system_busy()
+        time.sleep(1.0)
+        if _system_busy() - b0 < threshold_cores:
+            break
+    return time.monotonic() - t0
 
 
 @dataclass
@@ -138,19 +193,29 @@ class Run:
     tree_bytes: int     # largest sampled sum of RSS over the live tree
     stdout: str
     stderr: str
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by who spent them
+
+
+IDLE_WAIT_S = 15.0
 
 
 def measure(argv: list[str], env: dict[str, str], stdout_path: Path | None = None) -> Run:
-    """Run argv under /usr/bin/time (or a getrusage wrapper) and sample its tree's RSS."""
+    """Run argv under /usr/bin/time (or a getrusage wrapper) and sample its tree's RSS.
+
+    Also accounts CPU seconds during the run: the method's own tree, the cluster's server
+    processes, the S3 endpoint, and `other` (the rest of the machine: any contention).
+    """
+    waited = wait_idle(IDLE_WAIT_S)
     with tempfile.TemporaryDirectory(prefix="bench-m-") as tmp:
         tfile = Path(tmp) / "time"
         if GNU_TIME.exists():
-            wrapped = [str(GNU_TIME), "-f", "%M %e", "-o", str(tfile), *argv]
+            wrapped = [str(GNU_TIME), "-f", "%M %U %S", "-o", str(tfile), *argv]
         else:
             wrapped = [sys.executable, "-c", _RUSAGE_WRAPPER, str(tfile), *argv]
         out_path = stdout_path or Path(tmp) / "stdout"
         err_path = Path(tmp) / "stderr"
         with out_path.open("wb") as out, err_path.open("wb") as err:
+            before = WATCH.snapshot()
             t0 = time.monotonic()
             proc = subprocess.Popen(wrapped, stdout=out, stderr=err, env=env)
             sampler = TreeSampler(proc.pid)
@@ -158,11 +223,17 @@ def measure(argv: list[str], env: dict[str, str], stdout_path: Path | None = Non
             rc = proc.wait()
             wall = time.monotonic() - t0
             sampler.stop()
-        last = [ln for ln in tfile.read_text().splitlines() if ln.strip()][-1]
-        max1 = int(last.split()[0]) * 1024
+            after = WATCH.snapshot()
+        last = [ln for ln in tfile.read_text().splitlines() if ln.strip()][-1].split()
+        max1 = int(last[0]) * 1024
+        cpu = {k: round(after[k] - before[k], 2) for k in before}
+        cpu["method"] = round(sum(float(x) for x in last[1:]), 2)
+        cpu["other"] = round(cpu["system"] - cpu["method"] - cpu["server"] - cpu["s3"]
+                             - cpu["bench"], 2)
+        cpu["idle_wait_s"] = round(waited, 1)
         text = "" if stdout_path else out_path.read_text(errors="replace")
         return Run(rc, wall, max1, max(sampler.peak, max1), text,
-                   err_path.read_text(errors="replace"))
+                   err_path.read_text(errors="replace"), cpu)
 
 
 # -- the S3 endpoint ------------------------------------------------------------------------
@@ -182,6 +253,7 @@ def moto_server(workdir: Path) -> Iterator[str]:
         stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
+    WATCH.moto = proc.pid
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -194,6 +266,7 @@ def moto_server(workdir: Path) -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
+        WATCH.moto = 0
         proc.terminate()
         try:
             proc.wait(timeout=10)
@@ -325,6 +398,7 @@ class Result:
     tree_rss_bytes: int
     stored_bytes: int | None
     ok: bool = True
+    cpu: dict[str, float] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -348,14 +422,15 @@ def run_backproof(dataset: str, method: str, url: str, env: dict[str, str], s3: 
     else:
         detail["stderr"] = r.stderr[-2000:]
     empty_bucket(s3)
-    return Result(dataset, method, r.wall, r.max1_bytes, r.tree_bytes, stored, r.rc == 0, detail)
+    return Result(dataset, method, r.wall, r.max1_bytes, r.tree_bytes, stored, r.rc == 0, r.cpu,
+                  detail)
 
 
 def run_lower_bound(dataset: str, db: str, env: dict[str, str]) -> Result:
     argv = [str(PG_BIN / "pg_dump"), "-Fc", "-Z0", "--no-password", "-d", db]
     r = measure(argv, env, stdout_path=Path(os.devnull))
     return Result(dataset, "lower-bound", r.wall, r.max1_bytes, r.tree_bytes, None, r.rc == 0,
-                  {"argv": ["pg_dump", *argv[1:]], "rc": r.rc, "stderr": r.stderr[-2000:]})
+                  r.cpu, {"argv": ["pg_dump", *argv[1:]], "rc": r.rc, "stderr": r.stderr[-2000:]})
 
 
 def run_gzip(dataset: str, db: str, env: dict[str, str], workdir: Path) -> Result:
@@ -366,7 +441,7 @@ def run_gzip(dataset: str, db: str, env: dict[str, str], workdir: Path) -> Resul
     stored = out.stat().st_size if out.exists() else None
     out.unlink(missing_ok=True)
     return Result(dataset, "gzip", r.wall, r.max1_bytes, r.tree_bytes, stored, r.rc == 0,
-                  {"shell": "pg_dump | gzip > file", "rc": r.rc, "stderr": r.stderr[-2000:]})
+                  r.cpu, {"shell": "pg_dump | gzip > file", "rc": r.rc, "stderr": r.stderr[-2000:]})
 
 
 def run_container(dataset: str, db: str, env: dict[str, str], workdir: Path, s3: Any) -> Result:
@@ -395,6 +470,7 @@ def run_container(dataset: str, db: str, env: dict[str, str], workdir: Path, s3:
         dataset, "container", dump.wall + (up.wall if up else 0.0),
         max(dump.max1_bytes, up.max1_bytes if up else 0),
         max(dump.tree_bytes, up.tree_bytes if up else 0), stored, ok,
+        {k: round(v + (up.cpu.get(k, 0.0) if up else 0.0), 2) for k, v in dump.cpu.items()},
         {"uploader": uploader, "dump_s": dump.wall, "upload_s": up.wall if up else None,
          "local_file_bytes": local, "dump_rc": dump.rc, "upload_rc": up.rc if up else None,
          "stderr": (dump.stderr + (up.stderr if up else ""))[-2000:]},
@@ -436,6 +512,18 @@ def table(results: list[Result], datasets: list[str]) -> str:
             rss = f"{r.tree_rss_bytes / MB:.0f}/{r.max1_rss_bytes / MB:.0f}"
             line += f"| {r.wall_s:7.1f} {rss:>16} {_fmt_mb(r.stored_bytes):>9}{flag}"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def cpu_table(results: list[Result]) -> str:
+    lines = [f"{'data set':16} {'method':47} {'wall':>6} {'method':>7} {'server':>7} "
+             f"{'s3':>6} {'other':>6}   (CPU seconds; 2 cores = 2 CPU-s per wall s)"]
+    for r in results:
+        c = r.cpu
+        lines.append(
+            f"{r.dataset:16} {METHOD_LABELS[r.method]:47} {r.wall_s:6.1f} "
+            f"{c.get('method', 0):7.1f} {c.get('server', 0):7.1f} {c.get('s3', 0):6.1f} "
+            f"{c.get('other', 0):6.1f}")
     return "\n".join(lines)
 
 
@@ -499,6 +587,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="backproof-bench-"))
     try:
         with moto_server(workdir) as endpoint, LocalCluster(name="bench") as cluster:
+            WATCH.postmaster = int(
+                (cluster.datadir / "postmaster.pid").read_text().split()[0])
             s3 = s3_client(endpoint)
             s3.create_bucket(Bucket=BUCKET)
             env = {**os.environ, **cluster.env(), **aws_env(endpoint)}
@@ -553,6 +643,10 @@ def main() -> int:
           "process (wait4 ru_maxrss). Server backends and the S3 endpoint are not counted.")
     for d in datasets:
         print(f"  {d}: {json.dumps(setup.get(d, {}))}")
+    print("\nWhere the CPU went during each run (method = the measured process tree; server ="
+          " the\ncluster's postgres processes; s3 = moto_server; other = the rest of the machine,"
+          " i.e.\ncontention from unrelated work):")
+    print(cpu_table(results))
     targets = check_targets(results, big, small)
     print(f"\nTargets on {big} (fingerprints on):")
     for t in targets:
