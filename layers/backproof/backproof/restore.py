@@ -336,3 +336,248 @@ def select_table_entries(program: PgProgram, archive: Path,
             chosen.append(e)
     keep = {e.dump_id for e in chosen}
     return [e.line for e in entries if e.dump_id in keep]
+
+
+# -- operator restores -------------------------------------------------------------------------
+@dataclass
+class RestorePlan:
+    backup_id: str
+    database: str
+    target: str  # display form, never the password
+    target_dbname: str
+    tables: list[str]  # empty: everything
+    target_tables: int  # user tables already in the target
+    clean: bool
+    safety_backup: bool
+    rows: int
+
+    def lines(self) -> list[str]:
+        what = ", ".join(self.tables) if self.tables else "the whole database"
+        out = [
+            f"backup:  {self.backup_id} ({self.database})",
+            f"target:  {self.target}" + (f" (holds {self.target_tables} tables)"
+                                         if self.target_tables else " (empty)"),
+            f"restore: {what}, {self.rows} rows",
+        ]
+        if self.clean:
+            out.append("clean:   objects from the backup are dropped and re-created in the target")
+        if self.safety_backup:
+            out.append("safety:  a backup of the target (tier safety) is taken first")
+        return out
+
+
+_USER_TABLES_SQL = """
+SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'e')
+"""
+
+
+def target_relations(spec: Any) -> set[tuple[str, str]]:
+    with spec.connect(autocommit=True) as conn:
+        return {(s, n) for s, n in conn.execute(_USER_TABLES_SQL).fetchall()}
+
+
+def resolve_tables(manifest: Any, names: list[str]) -> list[tuple[str, str]]:
+    from .checks import resolve_table, split_identifier_path
+    from .errors import BadInput
+
+    chosen: list[tuple[str, str]] = []
+    for name in names:
+        parts = split_identifier_path(name)
+        if len(parts) > 2:
+            raise BadInput(f"--table wants [SCHEMA.]TABLE, got {name!r}")
+        schema, table = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+        found = resolve_table(manifest, table, schema)
+        if found is None:
+            raise BadInput(f"table {name!r} is not in backup {manifest.backup_id} (or the name is "
+                           "ambiguous: add the schema)")
+        if found not in chosen:
+            chosen.append(found)
+    return chosen
+
+
+@dataclass
+class RestoreRequest:
+    backup_id: str
+    target_url: str
+    database: str | None = None
+    tables: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    clean: bool = False
+    confirm: str | None = None
+    jobs: int | None = None
+    keep_owners: bool = False
+    pg_bin_dir: Path | None = None
+    operator_checks: Any = None
+
+
+@dataclass
+class RestoreResult:
+    plan: RestorePlan
+    report: Any = None  # VerificationReport after a real restore
+    safety_backup_id: str | None = None
+
+
+def plan_restore(store: Any, req: RestoreRequest) -> tuple[RestorePlan, Any, Any, Any,
+                                                           list[tuple[str, str]]]:
+    """Validate everything and decide what would happen; touches nothing. BadInput (exit 2)
+    on any problem with the request."""
+    from .errors import BadInput
+    from .source import SourceSpec
+
+    target = SourceSpec.from_url(req.target_url)
+    stored = store.find(req.backup_id, req.database)
+    manifest = store.load_manifest(stored)
+    selected = resolve_tables(manifest, req.tables)
+    existing = target_relations(target)
+    if existing and not req.clean:
+        clash = existing & {(t.schema, t.name) for t in manifest.inventory.tables}
+        if not selected or clash & set(selected):
+            raise BadInput(
+                f"target database {target.dbname!r} is not empty ({len(existing)} relations); "
+                f"restoring over it needs --clean --confirm {target.dbname}"
+            )
+    if req.clean and req.confirm != target.dbname:
+        raise BadInput(f"--clean replaces objects in {target.dbname!r}: type its name back with "
+                       f"--confirm {target.dbname}")
+    rows = sum(t.rows for t in manifest.inventory.tables
+               if not selected or (t.schema, t.name) in selected)
+    plan = RestorePlan(
+        backup_id=stored.backup_id, database=stored.database, target=target.display,
+        target_dbname=target.dbname, tables=[f"{s}.{n}" for s, n in selected],
+        target_tables=len(existing), clean=req.clean, safety_backup=req.clean and bool(existing),
+        rows=rows,
+    )
+    return plan, target, stored, manifest, selected
+
+
+def restore_backup(store: Any, req: RestoreRequest,
+                   progress: Callable[[str], None] | None = None) -> RestoreResult:
+    """Operator restore: plan, integrity, safety backup, pg_restore, checks."""
+    from .backup import BackupRequest, run_backup
+    from .checks import run_checks
+    from .instances import RestoreTarget
+    from .report import VerificationReport
+    from .store import validate_database_name
+    from .verify import check_integrity, restore_check, select_pg_restore
+
+    note = progress or (lambda _m: None)
+    plan, target, stored, manifest, selected = plan_restore(store, req)
+    result = RestoreResult(plan)
+    if req.dry_run:
+        return result
+    pg_restore = select_pg_restore(manifest, [req.pg_bin_dir] if req.pg_bin_dir else None)
+    report = VerificationReport(stored.backup_id, stored.database, kind="restore")
+    report.tools["pg_restore"] = {"version": pg_restore.version, "path": str(pg_restore.path)}
+    report.instance = {"kind": "existing", "target": plan.target}
+    with tempfile.TemporaryDirectory(prefix="backproof-restore-") as work:
+        archive = Path(work) / "archive.dump"
+        note("checking the backup's integrity")
+        t0 = time.monotonic()
+        check_integrity(store, stored, archive_path=archive, progress=note)  # before the target
+        report.timings["integrity_seconds"] = round(time.monotonic() - t0, 3)
+        if plan.safety_backup:
+            note("taking a safety backup of the target")
+            try:
+                name = validate_database_name(target.dbname)
+            except Exception:
+                name = f"{stored.database}-restore-target"
+            safety = run_backup(BackupRequest(source=target, store=store, database_name=name,
+                                              tier="safety"))
+            result.safety_backup_id = safety.manifest.backup_id
+            report.tools["safety_backup"] = {"backup_id": safety.manifest.backup_id,
+                                             "database": name}
+        list_file = None
+        if selected:
+            list_file = Path(work) / "selected.list"
+            list_file.write_text("\n".join(select_table_entries(pg_restore, archive,
+                                                                set(selected))) + "\n")
+        params = target.params
+        rt = RestoreTarget(host=str(params.get("host") or os.environ.get("PGHOST", "localhost")),
+                           port=int(params.get("port") or os.environ.get("PGPORT", 5432)),
+                           user=str(params.get("user") or os.environ.get("PGUSER", "postgres")),
+                           dbname=target.dbname, password=params.get("password") or
+                           os.environ.get("PGPASSWORD"), sslmode=params.get("sslmode"))
+        note(f"restoring into {plan.target}")
+        outcome = PgRestore(pg_restore, archive, rt, jobs=req.jobs or os.cpu_count() or 1,
+                            list_file=list_file, clean=req.clean,
+                            keep_owners=req.keep_owners).run()
+        report.timings["restore_seconds"] = outcome.seconds
+        report.restore_messages = outcome.messages
+        report.add(*restore_check(outcome))
+    note("checking the restored tables against the manifest")
+    t0 = time.monotonic()
+    only = set(selected) if selected else (
+        {(t.schema, t.name) for t in manifest.inventory.tables} if plan.target_tables else None)
+    with target.connect() as conn:
+        report.add(*run_checks(manifest, conn, req.operator_checks, tables=only))
+    report.timings["checks_seconds"] = round(time.monotonic() - t0, 3)
+    result.report = report.finish()
+    return result
+
+
+def add_restore_parser(sub: Any) -> None:
+    from .cli import add_output_args, add_store_args
+    from .verify import add_operator_check_args
+
+    p = sub.add_parser("restore", help="restore a backup into a database you name")
+    p.add_argument("backup_id", metavar="BACKUP_ID|latest")
+    add_store_args(p)
+    p.add_argument("--database-name", help="the database the backup is filed under")
+    p.add_argument("--target-url", required=True,
+                   help="postgresql://USER@HOST:PORT/DBNAME of an existing database (password "
+                        "from PGPASSWORD or a passfile)")
+    p.add_argument("--table", action="append", default=[], metavar="[SCHEMA.]TABLE",
+                   help="restore only this table with its indexes and constraints (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print what would happen; touch nothing")
+    p.add_argument("--clean", action="store_true",
+                   help="drop and re-create the backup's objects in a non-empty target")
+    p.add_argument("--confirm", metavar="DBNAME", help="the target database's name, typed back")
+    p.add_argument("--keep-owners", action="store_true",
+                   help="restore ownership and grants (the roles must exist on the target)")
+    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--pg-bin-dir", type=Path)
+    add_operator_check_args(p)
+    add_output_args(p)
+    p.set_defaults(handler=cmd_restore)
+
+
+def cmd_restore(args: Any) -> int:
+    import json
+    import sys
+
+    from rich.console import Console
+
+    from .checks import OperatorChecks
+    from .report import render_report
+    from .store import BackupStore
+    from .verify import StepProgress
+
+    store = BackupStore.from_url(args.store)
+    req = RestoreRequest(
+        backup_id=args.backup_id, target_url=args.target_url, database=args.database_name,
+        tables=args.table, dry_run=args.dry_run, clean=args.clean, confirm=args.confirm,
+        jobs=args.jobs, keep_owners=args.keep_owners, pg_bin_dir=args.pg_bin_dir,
+        operator_checks=OperatorChecks.from_cli(args.asserts, args.fresh, args.checks_file),
+    )
+    with StepProgress(enabled=not args.json and sys.stderr.isatty()) as status:
+        result = restore_backup(store, req, progress=status.update)
+    plan = result.plan
+    if args.json:
+        out: dict[str, Any] = {"dry_run": req.dry_run, "plan": asdict(plan),
+                               "safety_backup_id": result.safety_backup_id}
+        if result.report is not None:
+            out.update(result.report.summary())
+        print(json.dumps(out, default=str))
+    else:
+        print(("dry run, nothing touched:\n  " if req.dry_run else "") + "\n  ".join(plan.lines()))
+        if result.safety_backup_id:
+            print(f"safety backup: {result.safety_backup_id}")
+        if result.report is not None:
+            render_report(result.report, Console(highlight=False))
+    if result.report is None:
+        return 0
+    return 0 if result.report.passed else 1

@@ -55,11 +55,11 @@ class RestoreTarget:
         return make_conninfo(**params)
 
     def child_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        # The conninfo on the command line names host, port, user and database, so inherited
+        # PG* variables (SSL settings, a passfile) only fill in what it leaves open.
+        env = {k: v for k, v in os.environ.items() if k not in ("PGDATABASE", "PGSERVICE")}
         if self.password is not None:
             env["PGPASSWORD"] = self.password
-        if "PGPASSFILE" in os.environ and self.password is None:
-            env["PGPASSFILE"] = os.environ["PGPASSFILE"]
         return env
 
     @property
