@@ -1,0 +1,207 @@
+"""Container entry point for the dump/restore Fargate task.
+
+    entry.py ACTION REQUEST_JSON        ACTION: backup | verify | restore
+
+Step Functions starts the task with `.waitForTaskToken` and passes the token in
+BACKPROOF_TASK_TOKEN. This adapter reads the connection secret named in the request,
+runs the `backproof` command (password only in the child's PGPASSWORD, never on a
+command line or in a log), and hands the JSON the command prints on its last stdout line
+back to the workflow: SendTaskSuccess on exit 0, SendTaskFailure otherwise, with the
+engine's error class as the error name so the workflow can retry what may pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import boto3
+
+HEARTBEAT_SECONDS = 60
+# Step Functions limits: error name 256 characters, cause 32,768, output 256 KiB.
+# https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskFailure.html
+MAX_ERROR = 256
+MAX_CAUSE = 32_768
+EXIT_ERRORS = {1: "JobFailed", 2: "BadInput", 130: "Interrupted", 143: "Interrupted"}
+ACTIONS = ("backup", "verify", "restore")
+
+
+class RequestError(ValueError):
+    """The request from the workflow is malformed (a bug in the state machine, not data)."""
+
+
+@dataclass
+class Invocation:
+    """The `backproof` arguments and the child's extra environment for one request."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def _require(request: dict[str, Any], *keys: str) -> None:
+    missing = [k for k in keys if not request.get(k)]
+    if missing:
+        raise RequestError(f"request is missing {', '.join(missing)}")
+
+
+def connection(secret: dict[str, Any], *, host: str | None = None, port: int | None = None,
+               dbname: str | None = None) -> tuple[str, str]:
+    """(URL without password, password) from an RDS-style secret; host/port may override."""
+    user = secret.get("username")
+    password = secret.get("password")
+    host = host or secret.get("host")
+    if not (user and password and host):
+        raise RequestError("connection secret needs username, password and host")
+    port = port or int(secret.get("port", 5432))
+    dbname = dbname or secret.get("dbname") or "postgres"
+    return f"postgresql://{quote(str(user), safe='')}@{host}:{port}/{quote(str(dbname), safe='')}", str(password)
+
+
+def build(action: str, request: dict[str, Any], secrets: Any, store: str, kms_key: str | None) -> Invocation:
+    """Translate one workflow request into the `backproof` command line."""
+    if action not in ACTIONS:
+        raise RequestError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+    _require(request, "database")
+    if action == "backup":
+        _require(request, "tier", "secret_arn")
+        url, password = connection(secrets(request["secret_arn"]))
+        argv = ["backup", "--source-url", url, "--store", store, "--database-name", request["database"],
+                "--tier", request["tier"]]
+        if kms_key:
+            argv += ["--kms-key-id", kms_key]
+        return Invocation([*argv, "--json"], {"PGPASSWORD": password})
+
+    _require(request, "backup_id", "target")
+    target = request["target"]
+    if "host" in target:  # a temporary instance: RDS keeps only user and password in its secret
+        url, password = connection(secrets(target["secret_arn"]), host=target["host"], port=int(target["port"]),
+                                   dbname=target.get("dbname") or "postgres")
+    else:  # an existing configured database
+        url, password = connection(secrets(target["secret_arn"]))
+    if action == "verify":
+        argv = ["verify", request["backup_id"], "--store", store, "--database-name", request["database"],
+                "--target-url", url]
+        checks = request.get("checks") or {}
+        for assertion in checks.get("assertions", []):
+            argv += ["--assert", assertion]
+        for column, age in (checks.get("freshness") or {}).items():
+            argv += ["--fresh", f"{column}={age}"]
+        return Invocation([*argv, "--json"], {"PGPASSWORD": password})
+
+    argv = ["restore", request["backup_id"], "--store", store, "--target-url", url]
+    for table in request.get("tables") or []:
+        argv += ["--table", table]
+    if target.get("confirm"):
+        argv += ["--clean", "--confirm", target["confirm"]]
+    if kms_key:
+        argv += ["--kms-key-id", kms_key]
+    return Invocation([*argv, "--json"], {"PGPASSWORD": password})
+
+
+def last_json(stdout: str) -> dict[str, Any] | None:
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError:
+                return None
+            return value if isinstance(value, dict) else None
+    return None
+
+
+def outcome(returncode: int, stdout: str, stderr: str) -> tuple[bool, dict[str, Any] | str, str]:
+    """(succeeded, output-or-error-name, cause) from the finished command."""
+    result = last_json(stdout)
+    if returncode == 0 and result is not None:
+        return True, result, ""
+    if returncode == 0:
+        return False, "TaskOutputMissing", "backproof exited 0 without a JSON result on its last line"
+    error = EXIT_ERRORS.get(returncode, "JobFailed")
+    if result and isinstance(result.get("error"), str):
+        error = result["error"]
+    elif returncode == 1 and result is not None:
+        error = "VerificationFailed"  # verify printed its report: checks failed
+    cause = json.dumps(result) if result else (stderr.strip().splitlines() or ["(no output)"])[-1]
+    return False, error[:MAX_ERROR], cause[:MAX_CAUSE]
+
+
+def _cli() -> list[str]:
+    configured = os.environ.get("BACKPROOF_CLI")
+    if configured:
+        return configured.split()
+    beside = Path(sys.executable).parent / "backproof"
+    return [str(beside)] if beside.exists() else [shutil.which("backproof") or "backproof"]
+
+
+def run(invocation: Invocation) -> subprocess.CompletedProcess[str]:
+    """Run `backproof`, echoing its output to our log; forward SIGTERM so it cleans up."""
+    env = {**os.environ, **invocation.env}
+    env.pop("BACKPROOF_TASK_TOKEN", None)
+    child = subprocess.Popen([*_cli(), *invocation.argv], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+    try:
+        stdout, stderr = child.communicate()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    sys.stdout.write(stdout)
+    sys.stderr.write(stderr)
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    token = os.environ.get("BACKPROOF_TASK_TOKEN")
+    sfn = boto3.client("stepfunctions") if token else None
+    secrets_client = boto3.client("secretsmanager")
+
+    def secret(arn: str) -> dict[str, Any]:
+        return json.loads(secrets_client.get_secret_value(SecretId=arn)["SecretString"])
+
+    def fail(error: str, cause: str) -> int:
+        print(json.dumps({"error": error, "cause": cause}), file=sys.stderr)
+        if sfn:
+            sfn.send_task_failure(taskToken=token, error=error[:MAX_ERROR], cause=cause[:MAX_CAUSE])
+        return 1
+
+    try:
+        if len(args) != 2:
+            raise RequestError("usage: entry.py ACTION REQUEST_JSON")
+        invocation = build(args[0], json.loads(args[1]), secret, os.environ["BACKPROOF_STORE"],
+                           os.environ.get("BACKPROOF_KMS_KEY_ID"))
+    except (RequestError, json.JSONDecodeError, KeyError) as exc:
+        return fail("BadRequest", f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # secret unreadable: report it rather than leave the workflow waiting
+        return fail("SecretUnavailable", f"{type(exc).__name__}: {exc}")
+
+    stop = threading.Event()
+    if sfn:
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                sfn.send_task_heartbeat(taskToken=token)
+
+        threading.Thread(target=beat, daemon=True).start()
+    try:
+        finished = run(invocation)
+    finally:
+        stop.set()
+    ok, payload, cause = outcome(finished.returncode, finished.stdout, finished.stderr)
+    if not ok:
+        return fail(str(payload), cause)
+    if sfn:
+        sfn.send_task_success(taskToken=token, output=json.dumps(payload))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

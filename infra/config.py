@@ -1,0 +1,288 @@
+"""The deployment's configuration, read from `cdk.json` context and validated at synth.
+
+Every mistake fails `cdk synth` with a message naming the database and the field, so a
+typo never reaches CloudFormation (or, worse, a schedule that silently backs up nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zoneinfo
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+TIERS = ("daily", "weekly", "monthly", "yearly")
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+# An EventBridge Scheduler cron expression: cron(minutes hours day-of-month month day-of-week year)
+CRON = re.compile(r"^cron\((\S+\s+){5}\S+\)$")
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$")
+VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+SG_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DURATION = re.compile(r"^\d+[mhd]$")
+INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+# Fargate's valid CPU (units) to memory (MiB) ranges.
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html#task_size
+FARGATE_MEMORY = {
+    1024: range(2048, 8193, 1024),
+    2048: range(4096, 16385, 1024),
+    4096: range(8192, 30721, 1024),
+    8192: range(16384, 61441, 4096),
+    16384: range(32768, 122881, 8192),
+}
+# One SSM String parameter (standard tier) holds each database's resolved settings.
+SSM_STANDARD_LIMIT = 4096
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message names the database and field."""
+
+
+def _fail(where: str, field_name: str, problem: str) -> ConfigError:
+    return ConfigError(f"backproof config: {where}: field '{field_name}' {problem}")
+
+
+class _Reader:
+    """Reads one mapping, remembering where it is for error messages."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"backproof config: {where}: expected an object, got {type(data).__name__}")
+        self.data = data
+        self.where = where
+        self.seen: set[str] = set()
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., pattern: re.Pattern[str] | None = None) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise _fail(self.where, key, "is missing")
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) and kind in (int, float):
+            raise _fail(self.where, key, f"must be {kind.__name__}, got a boolean")
+        if not isinstance(value, kind):
+            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise _fail(self.where, key, f"must be {expected}, got {type(value).__name__} {value!r}")
+        if pattern is not None and not pattern.match(str(value)):
+            raise _fail(self.where, key, f"has an invalid value {value!r}")
+        return value
+
+    def strings(self, key: str, pattern: re.Pattern[str], default: Any = ..., non_empty: bool = True) -> tuple[str, ...]:
+        items = self.get(key, list, default)
+        if non_empty and not items:
+            raise _fail(self.where, key, "must list at least one value")
+        for item in items:
+            if not isinstance(item, str) or not pattern.match(item):
+                raise _fail(self.where, key, f"has an invalid entry {item!r}")
+        return tuple(items)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise _fail(self.where, unknown[0], "is not a known field (typo?)")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    cron: str
+    time_zone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Checks:
+    """Operator checks run on every verification restore, beside the manifest checks."""
+
+    assertions: tuple[str, ...] = ()
+    # "schema.table.column" -> maximum age such as "26h", relative to the snapshot time.
+    freshness: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    secret_arn: str
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    security_group_id: str
+    schedules: dict[str, Schedule]
+    retention: dict[str, int]
+    verify_instance_class: str = "db.t4g.medium"
+    verify_storage_gb: int = 50
+    checks: Checks = field(default_factory=Checks)
+    task_cpu: int = 1024
+    task_memory_mib: int = 4096
+    rto_target_minutes: int = 60
+    route_table_ids: tuple[str, ...] = ()
+
+    def settings(self) -> dict[str, Any]:
+        """What the workflows read at run time (stored as one SSM parameter per database)."""
+        data = asdict(self)
+        data["schedules"] = {t: asdict(s) for t, s in self.schedules.items()}
+        data["checks"] = {"assertions": list(self.checks.assertions), "freshness": dict(self.checks.freshness)}
+        data["subnet_ids"] = list(self.subnet_ids)
+        data["route_table_ids"] = list(self.route_table_ids)
+        return data
+
+
+@dataclass(frozen=True)
+class Network:
+    """A VPC holding protected databases; endpoints let private subnets work with no NAT."""
+
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    route_table_ids: tuple[str, ...]
+    vpc_endpoints: bool
+
+
+@dataclass(frozen=True)
+class Config:
+    deployment: str
+    databases: tuple[Database, ...]
+    alarm_emails: tuple[str, ...] = ()
+    max_concurrent_verifications: int = 2
+    object_lock_days: int = 0
+    janitor_schedule: str = "cron(0 * * * ? *)"
+    vpc_endpoints: bool = False
+
+    def networks(self) -> dict[str, Network]:
+        """The distinct VPCs, with every configured subnet in each."""
+        subnets: dict[str, list[str]] = {}
+        routes: dict[str, list[str]] = {}
+        for db in self.databases:
+            for merged, ids in ((subnets, db.subnet_ids), (routes, db.route_table_ids)):
+                bucket = merged.setdefault(db.vpc_id, [])
+                bucket.extend(i for i in ids if i not in bucket)
+        return {
+            vpc: Network(vpc, tuple(s), tuple(routes[vpc]), self.vpc_endpoints)
+            for vpc, s in subnets.items()
+        }
+
+
+def _schedules(reader: _Reader) -> dict[str, Schedule]:
+    raw = reader.get("schedules", dict)
+    if not raw:
+        raise _fail(reader.where, "schedules", "must name at least one tier")
+    result = {}
+    for tier, value in raw.items():
+        if tier not in TIERS:
+            raise _fail(reader.where, f"schedules.{tier}", f"is not a tier; use one of {', '.join(TIERS)}")
+        sub = _Reader(value, f"{reader.where} schedules.{tier}")
+        zone = sub.get("time_zone", str, "UTC")
+        try:
+            zoneinfo.ZoneInfo(zone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise _fail(sub.where, "time_zone", f"is not an IANA time zone: {zone!r}") from exc
+        result[tier] = Schedule(cron=sub.get("cron", str, pattern=CRON), time_zone=zone)
+        sub.done()
+    return result
+
+
+def _retention(reader: _Reader, tiers: dict[str, Schedule]) -> dict[str, int]:
+    raw = reader.get("retention", dict)
+    for tier in tiers:
+        if tier not in raw:
+            raise _fail(reader.where, f"retention.{tier}", "is missing (how many backups of this tier to keep)")
+    for tier, keep in raw.items():
+        if tier not in TIERS:
+            raise _fail(reader.where, f"retention.{tier}", f"is not a tier; use one of {', '.join(TIERS)}")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise _fail(reader.where, f"retention.{tier}", f"must be a whole number >= 1, got {keep!r}")
+    return dict(raw)
+
+
+def _checks(reader: _Reader) -> Checks:
+    sub = _Reader(reader.get("checks", dict, {}), f"{reader.where} checks")
+    assertions = sub.get("assertions", list, [])
+    for item in assertions:
+        if not isinstance(item, str) or not item.strip():
+            raise _fail(sub.where, "assertions", f"has an entry that is not SQL text: {item!r}")
+    freshness = sub.get("freshness", dict, {})
+    for column, age in freshness.items():
+        if column.count(".") != 2:
+            raise _fail(sub.where, f"freshness.{column}", "must name schema.table.column")
+        if not isinstance(age, str) or not DURATION.match(age):
+            raise _fail(sub.where, f"freshness.{column}", f"must be an age like '26h', got {age!r}")
+    sub.done()
+    return Checks(tuple(assertions), dict(freshness))
+
+
+def _database(raw: Any, index: int) -> Database:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    reader = _Reader(raw, f"database {name!r}" if name else f"databases[{index}]")
+    name = reader.get("name", str, pattern=NAME)
+    schedules = _schedules(reader)
+    cpu = reader.get("task_cpu", int, 1024)
+    memory = reader.get("task_memory_mib", int, 4096)
+    if cpu not in FARGATE_MEMORY:
+        raise _fail(reader.where, "task_cpu", f"must be one of {sorted(FARGATE_MEMORY)}, got {cpu}")
+    if memory not in FARGATE_MEMORY[cpu]:
+        raise _fail(reader.where, "task_memory_mib", f"{memory} is not valid with task_cpu {cpu}")
+    storage = reader.get("verify_storage_gb", int, 50)
+    if not 20 <= storage <= 65536:
+        raise _fail(reader.where, "verify_storage_gb", f"must be 20..65536, got {storage}")
+    db = Database(
+        name=name,
+        secret_arn=reader.get("secret_arn", str, pattern=SECRET_ARN),
+        vpc_id=reader.get("vpc_id", str, pattern=VPC_ID),
+        subnet_ids=reader.strings("subnet_ids", SUBNET_ID),
+        security_group_id=reader.get("security_group_id", str, pattern=SG_ID),
+        schedules=schedules,
+        retention=_retention(reader, schedules),
+        verify_instance_class=reader.get("verify_instance_class", str, "db.t4g.medium", pattern=INSTANCE_CLASS),
+        verify_storage_gb=storage,
+        checks=_checks(reader),
+        task_cpu=cpu,
+        task_memory_mib=memory,
+        rto_target_minutes=reader.get("rto_target_minutes", int, 60),
+        route_table_ids=reader.strings("route_table_ids", ROUTE_TABLE_ID, [], non_empty=False),
+    )
+    reader.done()
+    if len(db.subnet_ids) < 2:
+        raise _fail(reader.where, "subnet_ids", "needs subnets in at least two availability zones (RDS subnet groups require it)")
+    if len(json.dumps(db.settings())) > SSM_STANDARD_LIMIT - 512:
+        raise _fail(reader.where, "checks", "makes the settings too large for one SSM parameter; shorten the assertions")
+    return db
+
+
+def load(raw: Any) -> Config:
+    """Validate the `backproof` context object (or the file named by `config_file`)."""
+    if raw is None:
+        raise ConfigError("backproof config: context key 'backproof' is missing from cdk.json")
+    if isinstance(raw, str):  # a path to a JSON file, relative to the working directory
+        raw = json.loads(Path(raw).read_text())
+    reader = _Reader(raw, "deployment")
+    deployment = reader.get("deployment", str, pattern=NAME)
+    raw_dbs = reader.get("databases", list)
+    if not raw_dbs:
+        raise _fail("deployment", "databases", "must list at least one database")
+    databases = tuple(_database(item, i) for i, item in enumerate(raw_dbs))
+    names = [db.name for db in databases]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise _fail(f"database {duplicates[0]!r}", "name", "is used by more than one database")
+    concurrency = reader.get("max_concurrent_verifications", int, 2)
+    if not 1 <= concurrency <= 40:
+        raise _fail("deployment", "max_concurrent_verifications", f"must be 1..40 (RDS instance quota), got {concurrency}")
+    lock_days = reader.get("object_lock_days", int, 0)
+    if lock_days < 0:
+        raise _fail("deployment", "object_lock_days", "must be 0 (off) or a number of days")
+    endpoints = reader.get("vpc_endpoints", bool, False)
+    for db in databases:
+        if endpoints and not db.route_table_ids:
+            raise _fail(f"database {db.name!r}", "route_table_ids", "is needed when vpc_endpoints is on (for the S3 gateway endpoint)")
+    config = Config(
+        deployment=deployment,
+        databases=databases,
+        alarm_emails=reader.strings("alarm_emails", EMAIL, [], non_empty=False),
+        max_concurrent_verifications=concurrency,
+        object_lock_days=lock_days,
+        janitor_schedule=reader.get("janitor_schedule", str, "cron(0 * * * ? *)", pattern=CRON),
+        vpc_endpoints=endpoints,
+    )
+    reader.done()
+    return config

@@ -1,0 +1,239 @@
+"""The orchestration functions: thin Lambda adapters over the engine, one role each.
+
+Each function gets its own role holding only what its one engine call needs. Functions
+do no dumping or restoring (those are Fargate tasks), so none needs a VPC.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LAYER_DIR = REPO_ROOT / "layers" / "build" / "layer"
+METRICS_NAMESPACE = "Backproof"
+# The Lambda runtime; layers/build.py fetches wheels for this Python and arm64.
+LAMBDA_PYTHON = "3.14"
+# Tag on every instance backproof creates; deletion is only allowed where it is present.
+MANAGED_TAG = "backproof:managed"
+INSTANCE_PREFIX = "bp-"
+SLOTS_KEY = "verify-slots"
+
+
+def layer_directory(configured: str | None) -> Path:
+    """The built layer (a directory holding `python/`); built on first synth when missing."""
+    path = Path(configured) if configured else DEFAULT_LAYER_DIR
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    if not (path / "python").is_dir():
+        if configured:
+            raise FileNotFoundError(f"layer directory {path} has no python/ folder; run layers/build.py")
+        subprocess.run([sys.executable, str(REPO_ROOT / "layers" / "build.py"), "--out", str(path)], check=True)
+    return path
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    handler: str
+    description: str
+    timeout: Duration
+    memory: int = 512
+
+
+SPECS = {
+    "integrity": FunctionSpec("handlers.integrity.handler", "Check a stored backup against its manifest",
+                              Duration.minutes(15), 1769),
+    "create_instance": FunctionSpec("handlers.create_instance.handler", "Create a temporary RDS instance",
+                                    Duration.minutes(1)),
+    "describe_instance": FunctionSpec("handlers.describe_instance.handler", "Report a temporary instance's state",
+                                      Duration.minutes(1)),
+    "delete_instance": FunctionSpec("handlers.delete_instance.handler", "Delete a temporary RDS instance",
+                                    Duration.minutes(1)),
+    "retention": FunctionSpec("handlers.retention.handler", "Apply grandfather-father-son retention",
+                              Duration.minutes(5)),
+    "record": FunctionSpec("handlers.record.handler", "Publish a backup or verification outcome as metrics",
+                           Duration.seconds(30), 256),
+    "validate_restore": FunctionSpec("handlers.validate_restore.handler", "Validate an operator restore request",
+                                     Duration.minutes(1)),
+    "janitor": FunctionSpec("handlers.janitor.handler", "Delete expired temporary instances, free stale slots",
+                            Duration.minutes(5)),
+}
+
+
+class Functions(Construct):
+    """All Lambda functions, the shared layer, and the verification slot table."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: str,
+        bucket: s3.IBucket,
+        key: kms.IKey,
+        layer_dir: Path,
+        log_retention: logs.RetentionDays,
+        max_concurrent_verifications: int,
+        subnet_groups: list[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.deployment = deployment
+        self.subnet_groups = subnet_groups
+        self.key = key
+        self.log_retention = log_retention
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Engine",
+            code=lambda_.Code.from_asset(str(layer_dir)),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_14],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+            description="backproof engine and its dependencies (aarch64 wheels)",
+        )
+        self.code = lambda_.Code.from_asset(
+            str(REPO_ROOT / "functions"), exclude=["task", "**/__pycache__", "*.pyc"]
+        )
+        # One item counts running verifications; workflows take a slot before creating an
+        # instance so RDS instance quotas and budgets hold however many backups finish at once.
+        self.slots = dynamodb.TableV2(
+            self,
+            "VerificationSlots",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            # Holds only a count and execution ARNs: the AWS-owned key is enough.
+            encryption=dynamodb.TableEncryptionV2.dynamo_owned_key(),
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.max_concurrent_verifications = max_concurrent_verifications
+        env = {
+            "BACKPROOF_STORE": f"s3://{bucket.bucket_name}",
+            "BACKPROOF_KMS_KEY_ID": key.key_arn,
+            "BACKPROOF_DEPLOYMENT": deployment,
+        }
+        self.fn: dict[str, lambda_.Function] = {}
+        for name, spec in SPECS.items():
+            self.fn[name] = self._function(name, spec, env)
+        self._grant(bucket, key)
+
+    def _function(self, name: str, spec: FunctionSpec, env: dict[str, str]) -> lambda_.Function:
+        cid = "".join(part.title() for part in name.split("_"))
+        role = iam.Role(
+            self,
+            f"{cid}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"backproof {self.deployment}: {spec.description}",
+        )
+        log_group = logs.LogGroup(
+            self, f"{cid}Logs", retention=self.log_retention, encryption_key=self.key,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # Written out instead of AWSLambdaBasicExecutionRole: only this function's log group.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn, f"{log_group.log_group_arn}:log-stream:*"],
+            )
+        )
+        return lambda_.Function(
+            self,
+            cid,
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=spec.handler,
+            code=self.code,
+            layers=[self.layer],
+            role=role,
+            timeout=spec.timeout,
+            memory_size=spec.memory,
+            description=f"backproof: {spec.description}",
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            environment={
+                **env,
+                "POWERTOOLS_SERVICE_NAME": f"backproof-{name.replace('_', '-')}",
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+        )
+
+    def _grant(self, bucket: s3.IBucket, key: kms.IKey) -> None:
+        stack = Stack.of(self)
+        fn = self.fn
+        backups = bucket.arn_for_objects("backups/*")
+        read_backups = [
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectTagging"], resources=[backups]),
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
+            iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]),
+        ]
+        for name in ("integrity", "validate_restore", "retention"):
+            for statement in read_backups:
+                fn[name].add_to_role_policy(statement)
+        fn["retention"].add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[backups])
+        )
+
+        def rds_arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="rds", resource=resource, resource_name=name,
+                                    arn_format=ArnFormat.COLON_RESOURCE_NAME)
+
+        managed_db = rds_arn("db", f"{INSTANCE_PREFIX}*")
+        fn["create_instance"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["rds:CreateDBInstance", "rds:AddTagsToResource"],
+                resources=[managed_db, *[rds_arn("subgrp", name) for name in self.subnet_groups],
+                           rds_arn("pg", "default.*"), rds_arn("og", "default:*")],
+                conditions={"StringEquals": {f"aws:RequestTag/{MANAGED_TAG}": "true"}},
+            )
+        )
+        # ManageMasterUserPassword: RDS creates the master secret with the caller's rights.
+        fn["create_instance"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
+                resources=[stack.format_arn(service="secretsmanager", resource="secret", resource_name="rds!*",
+                                            arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+            )
+        )
+        fn["create_instance"].add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[key.key_arn])
+        )
+        for name in ("describe_instance", "delete_instance", "janitor"):
+            fn[name].add_to_role_policy(
+                iam.PolicyStatement(actions=["rds:DescribeDBInstances", "rds:ListTagsForResource"],
+                                    resources=[rds_arn("db", "*")])
+            )
+        for name in ("delete_instance", "janitor"):
+            fn[name].add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["rds:DeleteDBInstance"],
+                    resources=[managed_db],
+                    conditions={"StringEquals": {f"rds:db-tag/{MANAGED_TAG}": "true"}},
+                )
+            )
+        fn["janitor"].add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                                resources=[self.slots.table_arn])
+        )
+        fn["janitor"].add_environment("BACKPROOF_SLOTS_TABLE", self.slots.table_name)
+        fn["janitor"].add_environment("BACKPROOF_SLOTS_KEY", SLOTS_KEY)
+
+    def allow_janitor_to_describe(self, state_machine_arn: str) -> None:
+        """The janitor frees slots held by verify executions that are no longer running."""
+        stack = Stack.of(self)
+        name = stack.split_arn(state_machine_arn, ArnFormat.COLON_RESOURCE_NAME).resource_name
+        executions = stack.format_arn(service="states", resource="execution", resource_name=f"{name}:*",
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        self.fn["janitor"].add_to_role_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
+        )

@@ -1,0 +1,53 @@
+"""EventBridge Scheduler: one schedule per database and tier, and the janitor's."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, TimeZone
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from .config import Config
+
+
+def backup_payload(database: str, tier: str) -> dict[str, str]:
+    """What a backup schedule sends; `events/schedule-backup.json` is one of these."""
+    return {"database": database, "tier": tier}
+
+
+class Schedules(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config, backup: sfn.IStateMachine,
+                 janitor: sfn.IStateMachine, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        group = scheduler.ScheduleGroup(self, "Group", schedule_group_name=f"backproof-{config.deployment}")
+        self.schedules: dict[tuple[str, str], scheduler.Schedule] = {}
+        for db in config.databases:
+            for tier, sched in db.schedules.items():
+                self.schedules[(db.name, tier)] = scheduler.Schedule(
+                    self,
+                    f"Backup-{db.name}-{tier}",
+                    schedule_group=group,
+                    description=f"backproof {tier} backup of {db.name}",
+                    schedule=scheduler.ScheduleExpression.expression(sched.cron, TimeZone.of(sched.time_zone)),
+                    target=targets.StepFunctionsStartExecution(
+                        backup,
+                        input=scheduler.ScheduleTargetInput.from_object(backup_payload(db.name, tier)),
+                        retry_attempts=3,
+                        max_event_age=Duration.hours(1),
+                    ),
+                    key=key,
+                )
+        self.janitor = scheduler.Schedule(
+            self,
+            "Janitor",
+            schedule_group=group,
+            description="backproof janitor: delete expired temporary instances",
+            schedule=scheduler.ScheduleExpression.expression(config.janitor_schedule, TimeZone.ETC_UTC),
+            target=targets.StepFunctionsStartExecution(
+                janitor, input=scheduler.ScheduleTargetInput.from_object({}), retry_attempts=3,
+                max_event_age=Duration.hours(1),
+            ),
+            key=key,
+        )

@@ -1,0 +1,98 @@
+"""Where backups live: a customer KMS key and a private, versioned, TLS-only bucket."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+# Object tag the engine writes on every backup object; lifecycle rules key on it.
+TIER_TAG = "backproof:tier"
+# Colder storage per tier, after the days given. Glacier Instant Retrieval keeps every
+# backup restorable in milliseconds, so verification and restore never wait for a thaw.
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-transition-general-considerations.html
+TIER_TRANSITIONS = {
+    "weekly": (s3.StorageClass.INFREQUENT_ACCESS, 30),
+    "monthly": (s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, 30),
+    "yearly": (s3.StorageClass.GLACIER_INSTANT_RETRIEVAL, 30),
+}
+
+
+class BackupStorage(Construct):
+    """The customer key, the backup bucket and the bucket that receives its access logs."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, object_lock_days: int) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="backproof: backups, logs, notifications and workflow state",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            # Server access logs can only be delivered to SSE-S3 buckets.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        lock = (
+            s3.ObjectLockRetention.governance(Duration.days(object_lock_days)) if object_lock_days else None
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Backups",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="backups/",
+            object_lock_enabled=bool(object_lock_days),
+            object_lock_default_retention=lock,
+            lifecycle_rules=self._lifecycle(),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Every put must ask for SSE-KMS; a client that forgets is refused, not silently
+        # given the default, so a misconfigured writer shows up at once.
+        self.bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="DenyUnencryptedPuts",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects("*")],
+                conditions={"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            )
+        )
+
+    @staticmethod
+    def _lifecycle() -> list[s3.LifecycleRule]:
+        rules = [
+            s3.LifecycleRule(
+                id="abort-incomplete-uploads",
+                abort_incomplete_multipart_upload_after=Duration.days(1),
+            ),
+            # Retention deletes a backup's current versions; old versions go after 30 days.
+            s3.LifecycleRule(id="expire-deleted", noncurrent_version_expiration=Duration.days(30)),
+        ]
+        for tier, (storage_class, days) in TIER_TRANSITIONS.items():
+            rules.append(
+                s3.LifecycleRule(
+                    id=f"colder-{tier}",
+                    tag_filters={TIER_TAG: tier},
+                    transitions=[s3.Transition(storage_class=storage_class, transition_after=Duration.days(days))],
+                )
+            )
+        return rules
