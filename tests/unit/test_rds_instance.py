@@ -1,0 +1,98 @@
+"""Temporary RDS instances: the calls create, wait, describe and delete make (moto)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from backproof.errors import BadInput
+from backproof.instances import open_instance
+from backproof.instances.rds import (
+    EPHEMERAL_TAG,
+    EXPIRES_TAG,
+    RdsSettings,
+    create_instance,
+    delete_expired,
+    delete_instance,
+    describe_instance,
+    wait_available,
+)
+
+
+@pytest.fixture
+def rds() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("rds", region_name="us-east-1")
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
+                                     AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+                   for i, z in ((1, "a"), (2, "b"))]
+        client.create_db_subnet_group(DBSubnetGroupName="private", SubnetIds=subnets,
+                                      DBSubnetGroupDescription="private subnets")
+        yield client
+
+
+SETTINGS = RdsSettings(subnet_group="private", security_group_ids=["sg-123"],
+                       kms_key_id=None, ttl=timedelta(hours=2))
+
+
+def test_created_instance_is_private_encrypted_unbacked_tagged_and_managed(rds: Any) -> None:
+    now = datetime(2026, 11, 21, 5, 0, tzinfo=UTC)
+    ident = create_instance(rds, major=15, settings=SETTINGS, backup_id="20261121T050000Z-abcdef",
+                            now=now)
+    db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+    assert db["Engine"] == "postgres" and db["EngineVersion"].startswith("15")
+    assert db["PubliclyAccessible"] is False
+    assert db["StorageEncrypted"] is True
+    assert db["BackupRetentionPeriod"] == 0
+    assert db["DeletionProtection"] is False
+    assert db["DBSubnetGroup"]["DBSubnetGroupName"] == "private"
+    assert db["MasterUserSecret"]["SecretArn"]
+    tags = {t["Key"]: t["Value"] for t in db["TagList"]}
+    assert tags[EPHEMERAL_TAG] == "true" and tags[EXPIRES_TAG] == "2026-11-21T07:00:00Z"
+    assert ident.startswith("backproof-verify-") and len(ident) <= 63
+
+
+def test_wait_describe_and_delete_without_final_snapshot(rds: Any) -> None:
+    ident = create_instance(rds, major=16, settings=SETTINGS)
+    state = wait_available(rds, ident, timeout_s=10, delay_s=1)
+    assert state.available and state.host and state.port and state.secret_arn
+    assert delete_instance(rds, ident) is True
+    assert describe_instance(rds, ident) is None
+    assert not rds.describe_db_snapshots()["DBSnapshots"]  # no final snapshot
+    assert delete_instance(rds, ident) is False  # already gone: fine
+
+
+def test_janitor_deletes_only_expired_ephemeral_instances(rds: Any) -> None:
+    now = datetime(2026, 11, 21, 5, 0, tzinfo=UTC)
+    old = create_instance(rds, major=15, settings=SETTINGS, now=now - timedelta(hours=3))
+    fresh = create_instance(rds, major=15, settings=SETTINGS, now=now)
+    rds.create_db_instance(DBInstanceIdentifier="production", Engine="postgres",
+                           DBInstanceClass="db.t4g.medium", MasterUsername="x",
+                           MasterUserPassword="not-a-real-one", AllocatedStorage=20)
+    assert delete_expired(rds, now) == [old]
+    left = {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
+    assert left == {fresh, "production"}
+
+
+def test_rds_instance_tears_down_when_the_restore_fails(rds: Any) -> None:
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    instance = open_instance("rds", major=15, settings=SETTINGS, rds_client=rds,
+                             secrets_client=secrets, poll_s=1, timeout_s=10)
+    with pytest.raises(RuntimeError), instance as target:
+        assert target.user and target.password and target.sslmode == "require"
+        assert instance.identifier is not None
+        raise RuntimeError("restore blew up")
+    assert describe_instance(rds, instance.identifier) is None
+    assert instance.describe()["kind"] == "rds"
+
+
+def test_settings_without_subnet_group_are_bad_input() -> None:
+    with pytest.raises(BadInput):
+        RdsSettings(subnet_group="").validate()
