@@ -1,10 +1,18 @@
-"""`backproof verify`: good backups verify, with evidence written beside them."""
+"""`backproof verify`: good backups verify with evidence beside them; bad input exits 2 having
+created nothing; the steps the AWS workflow calls work on their own."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
-from backproof.verify import VerifyOptions, verify_backup
+import pytest
+
+from backproof.cli import main
+from backproof.cluster import LocalCluster
+from backproof.instances import RestoreTarget
+from backproof.verify import check_integrity, verify_backup, verify_on_target
 
 from ..conftest import S3Store, SourceDatabase
 from .verify_fixtures import assert_torn_down, isolated_tmp, take_backup
@@ -20,14 +28,117 @@ INSERT INTO orders (customer_id, total) SELECT 1 + i % 100, i * 1.5 FROM generat
 """
 
 
-def test_good_backup_verifies_and_report_is_written(
-    source_db: SourceDatabase, s3_store: S3Store, isolated_tmp
+def stored_json(s3: S3Store, key: str) -> dict[str, Any]:
+    return json.loads(s3.s3.get_object(Bucket=s3.bucket, Key=key)["Body"].read())
+
+
+def test_good_backup_verifies_and_list_shows_it(
+    source_db: SourceDatabase, s3_store: S3Store, isolated_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a backup of a small shop
+    source_db.execute(SHOP)
+    _, result = take_backup(source_db, s3_store)
+    # When it is verified through the command
+    code = main(["verify", "latest", "--store", s3_store.url, "--database-name", "shop",
+                 "--fresh", "orders.created_at=1h", "--assert", "SELECT true"])
+    out = capsys.readouterr().out
+    # Then it passes, says so readably, and the evidence is beside the backup
+    assert code == 0, out
+    assert "VERIFIED" in out and "exact row counts" in out and "verification.json" in out
+    report = stored_json(s3_store, result.manifest_key.replace("manifest.json",
+                                                                "verification.json"))
+    assert report["verdict"] == "verified" and report["instance"]["kind"] == "local"
+    assert report["instance"]["server_major"] >= result.manifest.server_major
+    assert {"integrity_seconds", "restore_seconds", "checks_seconds", "teardown_seconds",
+            "total_seconds"} <= set(report["timings"])
+    assert report["tools"]["pg_restore"]["version"]
+    assert main(["list", "--store", s3_store.url, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rows[0]["verification"] == "verified" and rows[0]["restore_seconds"] > 0
+    assert_torn_down(isolated_tmp)
+
+
+def test_failed_verification_is_listed_as_failed(
+    source_db: SourceDatabase, s3_store: S3Store, isolated_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     source_db.execute(SHOP)
+    _, result = take_backup(source_db, s3_store)
+    assert main(["verify", result.manifest.backup_id, "--store", s3_store.url,
+                 "--assert", "SELECT false"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+    assert main(["list", "--store", s3_store.url, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rows[0]["verification"] == "failed"
+    assert_torn_down(isolated_tmp)
+
+
+@pytest.mark.parametrize("backup_id", ["20991231T000000Z-abcdef", "latest", "not-an-id"])
+def test_unknown_backup_is_bad_input_and_creates_nothing(
+    s3_store: S3Store, isolated_tmp: Path, capsys: pytest.CaptureFixture[str], backup_id: str,
+) -> None:
+    assert main(["verify", backup_id, "--store", s3_store.url]) == 2
+    assert "backproof:" in capsys.readouterr().err
+    assert_torn_down(isolated_tmp)
+
+
+def test_unreadable_store_is_bad_input(s3_store: S3Store, isolated_tmp: Path) -> None:
+    assert main(["verify", "latest", "--store", "s3://no-such-bucket-here/x"]) == 2
+    assert main(["verify", "latest", "--store", "/tmp/not-s3"]) == 2
+    assert_torn_down(isolated_tmp)
+
+
+def test_no_installed_server_for_the_backup_major_exits_2_without_a_report(
+    source_db: SourceDatabase, s3_store: S3Store, isolated_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a backup whose manifest says it came from a PostgreSQL 99 server
+    source_db.execute(SHOP)
+    _, result = take_backup(source_db, s3_store)
+    manifest = stored_json(s3_store, result.manifest_key)
+    manifest["server"]["major"] = 99
+    s3_store.s3.put_object(Bucket=s3_store.bucket, Key=result.manifest_key,
+                           Body=json.dumps(manifest).encode(), ServerSideEncryption="aws:kms",
+                           SSEKMSKeyId=s3_store.kms_key_id)
+    # When verified locally: no server that new is installed
+    code = main(["verify", result.manifest.backup_id, "--store", s3_store.url])
+    # Then exit 2 naming the versions, nothing created, nothing recorded
+    assert code == 2
+    assert "99" in capsys.readouterr().err
+    objects = s3_store.s3.list_objects_v2(Bucket=s3_store.bucket)["Contents"]
+    assert not any(o["Key"].endswith("verification.json") for o in objects)
+    assert_torn_down(isolated_tmp)
+
+
+def test_workflow_steps_integrity_then_restore_on_a_provided_server(
+    source_db: SourceDatabase, s3_store: S3Store, isolated_tmp: Path,
+) -> None:
+    # Given a backup and a server provisioned by someone else (the workflow's RDS instance)
+    source_db.execute(SHOP)
     store, result = take_backup(source_db, s3_store)
-    report = verify_backup(store, result.manifest.backup_id)
-    print(json.dumps(report.to_dict(), indent=1, default=str)[:3000])
+    stored = store.find(result.manifest.backup_id)
+    # When the integrity step runs alone, then the restore task runs against that server
+    manifest = check_integrity(store, stored)
+    assert manifest.backup_id == result.manifest.backup_id
+    with LocalCluster(name="backproof-external") as server:
+        admin = RestoreTarget("127.0.0.1", server.port, "backproof", "postgres",
+                              password=server.password)
+        report = verify_on_target(store, stored, admin,
+                                  instance_info={"kind": "rds", "identifier": "test"})
+    # Then the report is the same kind of evidence, written beside the backup
     assert report.passed, report.failures
-    stored = json.loads(s3_store.s3.get_object(Bucket=s3_store.bucket, Key=report.report_key)["Body"].read())
-    assert stored["verdict"] == "verified"
+    assert stored_json(s3_store, stored.verification_key)["instance"]["identifier"] == "test"
+    assert_torn_down(isolated_tmp)
+
+
+def test_verify_backup_without_writing(source_db: SourceDatabase, s3_store: S3Store,
+                                       isolated_tmp: Path) -> None:
+    from backproof.verify import VerifyOptions
+
+    source_db.execute(SHOP)
+    store, result = take_backup(source_db, s3_store)
+    report = verify_backup(store, result.manifest.backup_id, options=VerifyOptions(write=False))
+    assert report.passed and report.report_key is None
+    assert not store.find(result.manifest.backup_id).has_verification
     assert_torn_down(isolated_tmp)

@@ -283,7 +283,7 @@ def verify_backup(
             report.snapshot_taken_at = str(manifest.snapshot.get("taken_at"))
             _use_manifest_key(store, manifest)
         if manifest is not None and chosen is not None and not report.failures:
-            _restore_and_check(manifest, archive, report, clock, opts, chosen, progress)
+            _restore_and_check(manifest, archive, report, opts, chosen, progress)
     report.timings["total_seconds"] = round(time.monotonic() - started, 3)
     report.finish()
     if opts.write:
@@ -306,41 +306,93 @@ def preflight(manifest: Manifest, opts: VerifyOptions,
     return pg_restore, instance
 
 
+def restore_and_check(
+    manifest: Manifest, archive: Path, admin: RestoreTarget, report: VerificationReport, *,
+    pg_restore: PgProgram, operator_checks: OperatorChecks | None = None,
+    jobs: int | None = None, progress: ProgressFn = _quiet,
+) -> None:
+    """On a fresh server (`admin` names its maintenance database): create the database,
+    pg_restore into it, compare with the manifest. Results and timings go into `report`."""
+    clock = _Clock(report)
+    report.tools["pg_restore"] = {"version": pg_restore.version, "path": str(pg_restore.path)}
+    report.tools["pg_dump"] = manifest.tools.get("pg_dump")
+    report.operator_checks = (len(operator_checks.assertions) + len(operator_checks.freshness)
+                              ) if operator_checks else 0
+    with clock.step("restore"):
+        target = create_database(admin, manifest.source_database)
+        outcome = restore_into(archive, target, pg_restore=pg_restore, jobs=jobs,
+                               progress=progress)
+    report.restore_messages = outcome.messages
+    report.add(*restore_check(outcome))
+    progress("comparing the restore with the manifest")
+    with clock.step("checks"), psycopg.connect(**target.connect_kwargs()) as conn:
+        report.add(*run_checks(manifest, conn, operator_checks, progress=progress))
+
+
+def _record_error(report: VerificationReport, where: str, exc: BaseException) -> None:
+    report.error = f"{type(exc).__name__}: {exc}".strip()
+    report.add(CheckResult("instance", where, "restore and checks completed", "error", FAIL,
+                           report.error))
+
+
 def _restore_and_check(
-    manifest: Manifest, archive: Path, report: VerificationReport, clock: _Clock,
+    manifest: Manifest, archive: Path, report: VerificationReport,
     opts: VerifyOptions, chosen: tuple[PgProgram, Instance], progress: ProgressFn,
 ) -> None:
     pg_restore, instance = chosen
-    report.tools["pg_restore"] = {"version": pg_restore.version, "path": str(pg_restore.path)}
-    report.tools["pg_dump"] = manifest.tools.get("pg_dump")
-    report.operator_checks = (len(opts.operator_checks.assertions) + len(
-        opts.operator_checks.freshness)) if opts.operator_checks else 0
+    clock = _Clock(report)
     try:
         progress(f"starting a {opts.instance} PostgreSQL {manifest.server_major} instance")
         with clock.step("instance"):
             admin = instance.__enter__()
         try:
             report.instance = instance.describe()
-            with clock.step("restore"):
-                target = create_database(admin, manifest.source_database)
-                outcome = restore_into(archive, target, pg_restore=pg_restore, jobs=opts.jobs,
-                                       progress=progress)
-            report.restore_messages = outcome.messages
-            report.add(*restore_check(outcome))
-            progress("comparing the restore with the manifest")
-            with clock.step("checks"), psycopg.connect(**target.connect_kwargs()) as conn:
-                report.add(*run_checks(manifest, conn, opts.operator_checks, progress=progress))
+            restore_and_check(manifest, archive, admin, report, pg_restore=pg_restore,
+                              operator_checks=opts.operator_checks, jobs=opts.jobs,
+                              progress=progress)
         finally:
             progress("tearing the instance down")
-            teardown_started = time.monotonic()
-            instance.__exit__(None, None, None)
-            report.timings["teardown_seconds"] = round(time.monotonic() - teardown_started, 3)
+            with clock.step("teardown"):
+                instance.__exit__(None, None, None)
     except Interrupted:
         raise
     except (BackproofError, psycopg.Error) as exc:
-        report.error = f"{type(exc).__name__}: {exc}".strip()
-        report.add(CheckResult("instance", opts.instance, "restore and checks completed",
-                               "error", FAIL, report.error))
+        _record_error(report, opts.instance, exc)
+
+
+def verify_on_target(
+    store: Any, stored: Any, admin: RestoreTarget, *, operator_checks: OperatorChecks | None = None,
+    jobs: int | None = None, instance_info: dict[str, Any] | None = None,
+    pg_bin_dir: Path | None = None, write: bool = True, progress: ProgressFn = _quiet,
+) -> VerificationReport:
+    """Integrity, restore and checks against a server someone else provisioned and will delete
+    (the AWS workflow's restore task, with the temporary RDS instance it was handed)."""
+    started = time.monotonic()
+    report = VerificationReport(stored.backup_id, stored.database,
+                                instance=dict(instance_info or {"kind": "external"}))
+    clock = _Clock(report)
+    with _workdir() as work:
+        archive = work / "archive.dump"
+        with clock.step("integrity"):
+            manifest, results = integrity_checks(store, stored, archive_path=archive,
+                                                 progress=progress)
+        report.add(*results)
+        if manifest is not None and not report.failures:
+            report.snapshot_taken_at = str(manifest.snapshot.get("taken_at"))
+            _use_manifest_key(store, manifest)
+            pg_restore = select_pg_restore(manifest, [pg_bin_dir] if pg_bin_dir else None)
+            try:
+                restore_and_check(manifest, archive, admin, report, pg_restore=pg_restore,
+                                  operator_checks=operator_checks, jobs=jobs, progress=progress)
+            except (BackproofError, psycopg.Error) as exc:
+                if isinstance(exc, Interrupted):
+                    raise
+                _record_error(report, report.instance.get("kind", "external"), exc)
+    report.timings["total_seconds"] = round(time.monotonic() - started, 3)
+    report.finish()
+    if write:
+        write_report(store, stored, report)
+    return report
 
 
 def _use_manifest_key(store: Any, manifest: Manifest) -> None:
