@@ -16,9 +16,17 @@ def build(app: cdk.App) -> BackproofStack:
     """Validate the configuration from context, then compose the stack and its checks."""
     config = load(app.node.try_get_context("backproof"))
     layer_dir = layer_directory(app.node.try_get_context("backproof:layer_dir"))
-    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
-    stack = BackproofStack(app, f"Backproof-{config.deployment}", config=config, layer_dir=layer_dir, env=env,
-                           description="backproof: PostgreSQL backups, each proved by a real restore")
+    env = cdk.Environment(
+        account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
+    )
+    stack = BackproofStack(
+        app,
+        f"Backproof-{config.deployment}",
+        config=config,
+        layer_dir=layer_dir,
+        env=env,
+        description="backproof: PostgreSQL backups, each proved by a real restore",
+    )
     cdk.Tags.of(stack).add("backproof:deployment", config.deployment)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stack

@@ -24,8 +24,18 @@ CONTAINER_NAME = "task"
 EPHEMERAL_STORAGE_GIB = 200
 # The docker build context is the repository; only what the image copies is sent.
 IMAGE_EXCLUDES = [
-    ".git", ".venv", "node_modules", "cdk.out", "layers/build", "bench", "tests",
-    "**/__pycache__", "**/*.egg-info", ".ruff_cache", ".mypy_cache", ".pytest_cache",
+    ".git",
+    ".venv",
+    "node_modules",
+    "cdk.out",
+    "layers/build",
+    "bench",
+    "tests",
+    "**/__pycache__",
+    "**/*.egg-info",
+    ".ruff_cache",
+    ".mypy_cache",
+    ".pytest_cache",
 ]
 
 
@@ -46,11 +56,17 @@ class DumpRestoreCompute(Construct):
         self.cluster = ecs.CfnCluster(
             self,
             "Cluster",
-            cluster_settings=[ecs.CfnCluster.ClusterSettingsProperty(name="containerInsights", value="enabled")],
+            cluster_settings=[
+                ecs.CfnCluster.ClusterSettingsProperty(name="containerInsights", value="enabled")
+            ],
         )
         self.cluster_arn = self.cluster.attr_arn
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=log_retention, encryption_key=key, removal_policy=RemovalPolicy.RETAIN
+            self,
+            "Logs",
+            retention=log_retention,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.RETAIN,
         )
         self.task_definition = ecs.FargateTaskDefinition(
             self,
@@ -73,7 +89,10 @@ class DumpRestoreCompute(Construct):
             ),
             logging=ecs.LogDrivers.aws_logs(stream_prefix="task", log_group=self.log_group),
             # Only non-secret settings; the task reads connection secrets itself at run time.
-            environment={"BACKPROOF_STORE": f"s3://{bucket.bucket_name}", "BACKPROOF_KMS_KEY_ID": key.key_arn},
+            environment={
+                "BACKPROOF_STORE": f"s3://{bucket.bucket_name}",
+                "BACKPROOF_KMS_KEY_ID": key.key_arn,
+            },
         )
         self._grant(self.task_definition.task_role, bucket, key, source_secret_arns)
 
@@ -87,40 +106,71 @@ class DumpRestoreCompute(Construct):
         assert role is not None
         return role
 
-    def _grant(self, role: iam.IRole, bucket: s3.IBucket, key: kms.IKey, secret_arns: list[str]) -> None:
+    def _grant(
+        self, role: iam.IRole, bucket: s3.IBucket, key: kms.IKey, secret_arns: list[str]
+    ) -> None:
         stack = Stack.of(self)
         # Write archives and manifests, read them back to restore, list to resolve "latest".
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["s3:PutObject", "s3:PutObjectTagging", "s3:GetObject", "s3:GetObjectTagging",
-                         "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+                actions=[
+                    "s3:PutObject",
+                    "s3:PutObjectTagging",
+                    "s3:GetObject",
+                    "s3:GetObjectTagging",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                ],
                 resources=[bucket.arn_for_objects("backups/*")],
             )
         )
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn])
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]
+            )
         )
         # The configured source connection secrets, and the master secrets RDS manages for
         # temporary instances (RDS tags them with the instance they belong to).
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=sorted(secret_arns))
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=sorted(secret_arns)
+            )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:GetSecretValue"],
-                resources=[stack.format_arn(service="secretsmanager", resource="secret", resource_name="rds!db-*",
-                                            arn_format=ArnFormat.COLON_RESOURCE_NAME)],
-                conditions={"StringLike": {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn":
-                                           stack.format_arn(service="rds", resource="db", resource_name="bp-*",
-                                                            arn_format=ArnFormat.COLON_RESOURCE_NAME)}},
+                resources=[
+                    stack.format_arn(
+                        service="secretsmanager",
+                        resource="secret",
+                        resource_name="rds!db-*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+                conditions={
+                    "StringLike": {
+                        "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn": stack.format_arn(
+                            service="rds",
+                            resource="db",
+                            resource_name="bp-*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
             )
         )
         # The task reports its result to the workflow that started it (.waitForTaskToken).
         # SendTask* authorizes by the token, not by a resource ARN, so "*" is the only option.
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                actions=[
+                    "states:SendTaskSuccess",
+                    "states:SendTaskFailure",
+                    "states:SendTaskHeartbeat",
+                ],
                 resources=["*"],
             )
         )

@@ -51,12 +51,20 @@ class _Reader:
 
     def __init__(self, data: Any, where: str) -> None:
         if not isinstance(data, dict):
-            raise ConfigError(f"backproof config: {where}: expected an object, got {type(data).__name__}")
+            raise ConfigError(
+                f"backproof config: {where}: expected an object, got {type(data).__name__}"
+            )
         self.data = data
         self.where = where
         self.seen: set[str] = set()
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., pattern: re.Pattern[str] | None = None) -> Any:
+    def get(
+        self,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = ...,
+        pattern: re.Pattern[str] | None = None,
+    ) -> Any:
         self.seen.add(key)
         if key not in self.data:
             if default is ...:
@@ -66,13 +74,19 @@ class _Reader:
         if isinstance(value, bool) and kind in (int, float):
             raise _fail(self.where, key, f"must be {kind.__name__}, got a boolean")
         if not isinstance(value, kind):
-            expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise _fail(self.where, key, f"must be {expected}, got {type(value).__name__} {value!r}")
+            expected = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            )
+            raise _fail(
+                self.where, key, f"must be {expected}, got {type(value).__name__} {value!r}"
+            )
         if pattern is not None and not pattern.match(str(value)):
             raise _fail(self.where, key, f"has an invalid value {value!r}")
         return value
 
-    def strings(self, key: str, pattern: re.Pattern[str], default: Any = ..., non_empty: bool = True) -> tuple[str, ...]:
+    def strings(
+        self, key: str, pattern: re.Pattern[str], default: Any = ..., non_empty: bool = True
+    ) -> tuple[str, ...]:
         items = self.get(key, list, default)
         if non_empty and not items:
             raise _fail(self.where, key, "must list at least one value")
@@ -123,7 +137,10 @@ class Database:
         """What the workflows read at run time (stored as one SSM parameter per database)."""
         data = asdict(self)
         data["schedules"] = {t: asdict(s) for t, s in self.schedules.items()}
-        data["checks"] = {"assertions": list(self.checks.assertions), "freshness": dict(self.checks.freshness)}
+        data["checks"] = {
+            "assertions": list(self.checks.assertions),
+            "freshness": dict(self.checks.freshness),
+        }
         data["subnet_ids"] = list(self.subnet_ids)
         data["route_table_ids"] = list(self.route_table_ids)
         return data
@@ -170,7 +187,9 @@ def _schedules(reader: _Reader) -> dict[str, Schedule]:
     result = {}
     for tier, value in raw.items():
         if tier not in TIERS:
-            raise _fail(reader.where, f"schedules.{tier}", f"is not a tier; use one of {', '.join(TIERS)}")
+            raise _fail(
+                reader.where, f"schedules.{tier}", f"is not a tier; use one of {', '.join(TIERS)}"
+            )
         sub = _Reader(value, f"{reader.where} schedules.{tier}")
         zone = sub.get("time_zone", str, "UTC")
         try:
@@ -186,12 +205,20 @@ def _retention(reader: _Reader, tiers: dict[str, Schedule]) -> dict[str, int]:
     raw = reader.get("retention", dict)
     for tier in tiers:
         if tier not in raw:
-            raise _fail(reader.where, f"retention.{tier}", "is missing (how many backups of this tier to keep)")
+            raise _fail(
+                reader.where,
+                f"retention.{tier}",
+                "is missing (how many backups of this tier to keep)",
+            )
     for tier, keep in raw.items():
         if tier not in TIERS:
-            raise _fail(reader.where, f"retention.{tier}", f"is not a tier; use one of {', '.join(TIERS)}")
+            raise _fail(
+                reader.where, f"retention.{tier}", f"is not a tier; use one of {', '.join(TIERS)}"
+            )
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise _fail(reader.where, f"retention.{tier}", f"must be a whole number >= 1, got {keep!r}")
+            raise _fail(
+                reader.where, f"retention.{tier}", f"must be a whole number >= 1, got {keep!r}"
+            )
     return dict(raw)
 
 
@@ -233,7 +260,9 @@ def _database(raw: Any, index: int) -> Database:
         security_group_id=reader.get("security_group_id", str, pattern=SG_ID),
         schedules=schedules,
         retention=_retention(reader, schedules),
-        verify_instance_class=reader.get("verify_instance_class", str, "db.t4g.medium", pattern=INSTANCE_CLASS),
+        verify_instance_class=reader.get(
+            "verify_instance_class", str, "db.t4g.medium", pattern=INSTANCE_CLASS
+        ),
         verify_storage_gb=storage,
         checks=_checks(reader),
         task_cpu=cpu,
@@ -243,9 +272,17 @@ def _database(raw: Any, index: int) -> Database:
     )
     reader.done()
     if len(db.subnet_ids) < 2:
-        raise _fail(reader.where, "subnet_ids", "needs subnets in at least two availability zones (RDS subnet groups require it)")
+        raise _fail(
+            reader.where,
+            "subnet_ids",
+            "needs subnets in at least two availability zones (RDS subnet groups require it)",
+        )
     if len(json.dumps(db.settings())) > SSM_STANDARD_LIMIT - 512:
-        raise _fail(reader.where, "checks", "makes the settings too large for one SSM parameter; shorten the assertions")
+        raise _fail(
+            reader.where,
+            "checks",
+            "makes the settings too large for one SSM parameter; shorten the assertions",
+        )
     return db
 
 
@@ -267,14 +304,22 @@ def load(raw: Any) -> Config:
         raise _fail(f"database {duplicates[0]!r}", "name", "is used by more than one database")
     concurrency = reader.get("max_concurrent_verifications", int, 2)
     if not 1 <= concurrency <= 40:
-        raise _fail("deployment", "max_concurrent_verifications", f"must be 1..40 (RDS instance quota), got {concurrency}")
+        raise _fail(
+            "deployment",
+            "max_concurrent_verifications",
+            f"must be 1..40 (RDS instance quota), got {concurrency}",
+        )
     lock_days = reader.get("object_lock_days", int, 0)
     if lock_days < 0:
         raise _fail("deployment", "object_lock_days", "must be 0 (off) or a number of days")
     endpoints = reader.get("vpc_endpoints", bool, False)
     for db in databases:
         if endpoints and not db.route_table_ids:
-            raise _fail(f"database {db.name!r}", "route_table_ids", "is needed when vpc_endpoints is on (for the S3 gateway endpoint)")
+            raise _fail(
+                f"database {db.name!r}",
+                "route_table_ids",
+                "is needed when vpc_endpoints is on (for the S3 gateway endpoint)",
+            )
     config = Config(
         deployment=deployment,
         databases=databases,

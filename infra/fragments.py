@@ -24,8 +24,15 @@ POLL_INTERVAL = Duration.seconds(60)
 POLL_CEILING = 60
 # Statuses from which an instance never becomes available.
 # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/accessing-monitoring.html#Overview.DBInstance.Status
-INSTANCE_DEAD_STATUSES = ("failed", "incompatible-parameters", "incompatible-network",
-                          "incompatible-option-group", "storage-full", "deleting", "not-found")
+INSTANCE_DEAD_STATUSES = (
+    "failed",
+    "incompatible-parameters",
+    "incompatible-network",
+    "incompatible-option-group",
+    "storage-full",
+    "deleting",
+    "not-found",
+)
 # The task sends a heartbeat every minute; silence this long means it died.
 TASK_HEARTBEAT = Duration.minutes(10)
 TASK_TIMEOUT = Duration.hours(24)
@@ -66,22 +73,36 @@ class Fragments:
         self.custom_policies: list[iam.PolicyStatement] = []
 
     # -- single steps ------------------------------------------------------------------
-    def resolve_config(self, sid: str, database_path: str = "$.database", result_path: str = "$.config") -> sfn.IChainable:
+    def resolve_config(
+        self, sid: str, database_path: str = "$.database", result_path: str = "$.config"
+    ) -> sfn.IChainable:
         """The database's settings as stored at deploy time (one SSM parameter each)."""
         return tasks.CallAwsService(
             self.scope,
             sid,
             service="ssm",
             action="getParameter",
-            parameters={"Name": sfn.JsonPath.format(f"{self.res.settings_prefix}/{{}}", sfn.JsonPath.string_at(database_path))},
+            parameters={
+                "Name": sfn.JsonPath.format(
+                    f"{self.res.settings_prefix}/{{}}", sfn.JsonPath.string_at(database_path)
+                )
+            },
             iam_resources=[f"{self.res.settings_arn_prefix}/*"],
             iam_action="ssm:GetParameter",
-            result_selector={"settings": sfn.JsonPath.string_to_json(sfn.JsonPath.string_at("$.Parameter.Value"))},
+            result_selector={
+                "settings": sfn.JsonPath.string_to_json(sfn.JsonPath.string_at("$.Parameter.Value"))
+            },
             result_path=result_path,
         )
 
-    def invoke(self, sid: str, function: str, payload: dict[str, Any], result_path: str | None,
-               retry_on: list[str] | None = None) -> tasks.LambdaInvoke:
+    def invoke(
+        self,
+        sid: str,
+        function: str,
+        payload: dict[str, Any],
+        result_path: str | None,
+        retry_on: list[str] | None = None,
+    ) -> tasks.LambdaInvoke:
         """A Lambda step; Lambda's own transient errors are retried by default."""
         step = tasks.LambdaInvoke(
             self.scope,
@@ -92,10 +113,14 @@ class Fragments:
             result_path=result_path if result_path is not None else sfn.JsonPath.DISCARD,
         )
         if retry_on:
-            step.add_retry(errors=retry_on, interval=Duration.seconds(60), max_attempts=30, backoff_rate=1.0)
+            step.add_retry(
+                errors=retry_on, interval=Duration.seconds(60), max_attempts=30, backoff_rate=1.0
+            )
         return step
 
-    def fargate(self, sid: str, action: str, request_path: str, network_path: str, result_path: str) -> sfn.CustomState:
+    def fargate(
+        self, sid: str, action: str, request_path: str, network_path: str, result_path: str
+    ) -> sfn.CustomState:
         """Run the dump/restore container; it reports its JSON result via the task token."""
         settings = network_path
         state: dict[str, Any] = {
@@ -119,8 +144,12 @@ class Fragments:
                     "ContainerOverrides": [
                         {
                             "Name": self.res.container_name,
-                            "Command.$": f"States.Array('{action}', States.JsonToString({request_path}))",
-                            "Environment": [{"Name": "BACKPROOF_TASK_TOKEN", "Value.$": "$$.Task.Token"}],
+                            "Command.$": (
+                                f"States.Array('{action}', States.JsonToString({request_path}))"
+                            ),
+                            "Environment": [
+                                {"Name": "BACKPROOF_TASK_TOKEN", "Value.$": "$$.Task.Token"}
+                            ],
                         }
                     ],
                 },
@@ -135,13 +164,20 @@ class Fragments:
         """What a state machine running the Fargate task needs (CustomState adds none)."""
         family_arn = self.res.task_definition_arn
         return [
-            iam.PolicyStatement(actions=["ecs:RunTask"], resources=[family_arn],
-                                conditions={"ArnEquals": {"ecs:cluster": self.res.cluster_arn}}),
-            iam.PolicyStatement(actions=["ecs:StopTask", "ecs:DescribeTasks"],
-                                resources=[_task_arn_pattern(self.res.cluster_arn)]),
-            iam.PolicyStatement(actions=["iam:PassRole"],
-                                resources=[role.role_arn for role in self.res.task_roles],
-                                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}),
+            iam.PolicyStatement(
+                actions=["ecs:RunTask"],
+                resources=[family_arn],
+                conditions={"ArnEquals": {"ecs:cluster": self.res.cluster_arn}},
+            ),
+            iam.PolicyStatement(
+                actions=["ecs:StopTask", "ecs:DescribeTasks"],
+                resources=[_task_arn_pattern(self.res.cluster_arn)],
+            ),
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[role.role_arn for role in self.res.task_roles],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            ),
         ]
 
     def notify(self, sid: str, subject: str, message_path: str = ERROR_PATH) -> tasks.SnsPublish:
@@ -150,11 +186,13 @@ class Fragments:
             sid,
             topic=self.res.topic,
             subject=subject,
-            message=sfn.TaskInput.from_object({
-                "execution": sfn.JsonPath.execution_id,
-                "database": sfn.JsonPath.string_at("$.database"),
-                "detail": sfn.JsonPath.object_at(message_path),
-            }),
+            message=sfn.TaskInput.from_object(
+                {
+                    "execution": sfn.JsonPath.execution_id,
+                    "database": sfn.JsonPath.string_at("$.database"),
+                    "detail": sfn.JsonPath.object_at(message_path),
+                }
+            ),
             result_path=sfn.JsonPath.DISCARD,
         )
 
@@ -166,13 +204,18 @@ class Fragments:
         hide the failure it was about.
         """
         fail = sfn.Fail(
-            self.scope, f"{prefix}Failed",
-            error_path=f"{ERROR_PATH}.Error", cause_path=f"{ERROR_PATH}.Cause",
+            self.scope,
+            f"{prefix}Failed",
+            error_path=f"{ERROR_PATH}.Error",
+            cause_path=f"{ERROR_PATH}.Cause",
         )
         notify = self.notify(f"{prefix}Notify", subject)
         notify.add_catch(fail, result_path="$.notify_error")
-        payload: dict[str, Any] = {"kind": kind, "database": sfn.JsonPath.string_at("$.database"),
-                                   "error": sfn.JsonPath.object_at(ERROR_PATH)}
+        payload: dict[str, Any] = {
+            "kind": kind,
+            "database": sfn.JsonPath.string_at("$.database"),
+            "error": sfn.JsonPath.object_at(ERROR_PATH),
+        }
         if kind == "backup":
             payload["tier"] = sfn.JsonPath.string_at("$.tier")
         record = self.invoke(f"{prefix}RecordFailure", "record", payload, result_path=None)
@@ -180,25 +223,35 @@ class Fragments:
         return record.next(notify).next(fail)
 
     def acquire_slot(self, sid: str) -> tasks.DynamoUpdateItem:
-        """Take one of the configured verification slots, waiting (with a ceiling) if none is free."""
+        """Take a verification slot, waiting (with a ceiling) while none is free."""
         step = tasks.DynamoUpdateItem(
             self.scope,
             sid,
             table=self.res.slots_table,
             key={"pk": tasks.DynamoAttributeValue.from_string(self.res.slots_key)},
             update_expression="SET #count = if_not_exists(#count, :zero) + :one, #holder = :holder",
-            condition_expression="(attribute_not_exists(#count) OR #count < :limit) AND attribute_not_exists(#holder)",
+            condition_expression=(
+                "(attribute_not_exists(#count) OR #count < :limit)"
+                " AND attribute_not_exists(#holder)"
+            ),
             expression_attribute_names={"#count": "count", "#holder": sfn.JsonPath.execution_name},
             expression_attribute_values={
                 ":zero": tasks.DynamoAttributeValue.from_number(0),
                 ":one": tasks.DynamoAttributeValue.from_number(1),
-                ":limit": tasks.DynamoAttributeValue.from_number(self.res.max_concurrent_verifications),
+                ":limit": tasks.DynamoAttributeValue.from_number(
+                    self.res.max_concurrent_verifications
+                ),
                 ":holder": tasks.DynamoAttributeValue.from_string(sfn.JsonPath.execution_id),
             },
             result_path=sfn.JsonPath.DISCARD,
         )
-        step.add_retry(errors=[SLOT_TAKEN], interval=SLOT_RETRY_INTERVAL, max_attempts=SLOT_RETRY_ATTEMPTS,
-                       backoff_rate=1.0, jitter_strategy=sfn.JitterType.FULL)
+        step.add_retry(
+            errors=[SLOT_TAKEN],
+            interval=SLOT_RETRY_INTERVAL,
+            max_attempts=SLOT_RETRY_ATTEMPTS,
+            backoff_rate=1.0,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
         return step
 
     def release_slot(self, sid: str) -> tasks.DynamoUpdateItem:
@@ -214,20 +267,23 @@ class Fragments:
             result_path=sfn.JsonPath.DISCARD,
         )
 
-    def create_and_wait(self, prefix: str, ephemeral: bool, ready: sfn.IChainable,
-                        delete: sfn.IChainable) -> sfn.IChainable:
+    def create_and_wait(
+        self, prefix: str, ephemeral: bool, ready: sfn.IChainable, delete: sfn.IChainable
+    ) -> sfn.IChainable:
         """Name, create and poll a new instance; `ready` runs once it is available.
 
         The instance name is chosen before creation, so a creation that half-succeeded
         can still be deleted by name. Every failure from here on goes to `delete`.
         """
         name = sfn.Pass(
-            self.scope, f"{prefix}NameInstance",
+            self.scope,
+            f"{prefix}NameInstance",
             parameters={"instance_id": sfn.JsonPath.format("bp-{}", sfn.JsonPath.uuid())},
             result_path="$.instance",
         )
         create = self.invoke(
-            f"{prefix}CreateInstance", "create_instance",
+            f"{prefix}CreateInstance",
+            "create_instance",
             {
                 "instance_id": sfn.JsonPath.string_at("$.instance.instance_id"),
                 "database": sfn.JsonPath.string_at("$.database"),
@@ -236,51 +292,75 @@ class Fragments:
                 "instance_class": sfn.JsonPath.string_at("$.instance_class"),
                 "storage_gb": sfn.JsonPath.number_at("$.config.settings.verify_storage_gb"),
                 "subnet_group_name": sfn.JsonPath.string_at("$.config.settings.subnet_group_name"),
-                "security_group_id": sfn.JsonPath.string_at("$.config.settings.instance_security_group_id"),
+                "security_group_id": sfn.JsonPath.string_at(
+                    "$.config.settings.instance_security_group_id"
+                ),
                 "ephemeral": ephemeral,
                 "execution": sfn.JsonPath.execution_id,
             },
             result_path="$.instance",
         )
         create.add_catch(delete, result_path=ERROR_PATH)
-        init = sfn.Pass(self.scope, f"{prefix}StartPolling", result=sfn.Result.from_object({"count": 0}),
-                        result_path="$.poll")
-        wait = sfn.Wait(self.scope, f"{prefix}WaitForInstance", time=sfn.WaitTime.duration(POLL_INTERVAL))
+        init = sfn.Pass(
+            self.scope,
+            f"{prefix}StartPolling",
+            result=sfn.Result.from_object({"count": 0}),
+            result_path="$.poll",
+        )
+        wait = sfn.Wait(
+            self.scope, f"{prefix}WaitForInstance", time=sfn.WaitTime.duration(POLL_INTERVAL)
+        )
         describe = self.invoke(
-            f"{prefix}DescribeInstance", "describe_instance",
+            f"{prefix}DescribeInstance",
+            "describe_instance",
             {"instance_id": sfn.JsonPath.string_at("$.instance.instance_id")},
             result_path="$.instance",
         )
         describe.add_catch(delete, result_path=ERROR_PATH)
         count = sfn.Pass(
-            self.scope, f"{prefix}CountPoll",
+            self.scope,
+            f"{prefix}CountPoll",
             parameters={"count": sfn.JsonPath.math_add(sfn.JsonPath.number_at("$.poll.count"), 1)},
             result_path="$.poll",
         )
         dead = sfn.Pass(
-            self.scope, f"{prefix}InstanceFailed",
-            parameters={"Error": "InstanceFailed",
-                        "Cause": sfn.JsonPath.format("temporary instance {} is {}",
-                                                     sfn.JsonPath.string_at("$.instance.instance_id"),
-                                                     sfn.JsonPath.string_at("$.instance.status"))},
+            self.scope,
+            f"{prefix}InstanceFailed",
+            parameters={
+                "Error": "InstanceFailed",
+                "Cause": sfn.JsonPath.format(
+                    "temporary instance {} is {}",
+                    sfn.JsonPath.string_at("$.instance.instance_id"),
+                    sfn.JsonPath.string_at("$.instance.status"),
+                ),
+            },
             result_path=ERROR_PATH,
         )
         too_slow = sfn.Pass(
-            self.scope, f"{prefix}InstanceTooSlow",
-            parameters={"Error": "InstanceTimeout",
-                        "Cause": sfn.JsonPath.format("temporary instance {} not available after {} polls",
-                                                     sfn.JsonPath.string_at("$.instance.instance_id"),
-                                                     sfn.JsonPath.string_at("$.poll.count"))},
+            self.scope,
+            f"{prefix}InstanceTooSlow",
+            parameters={
+                "Error": "InstanceTimeout",
+                "Cause": sfn.JsonPath.format(
+                    "temporary instance {} not available after {} polls",
+                    sfn.JsonPath.string_at("$.instance.instance_id"),
+                    sfn.JsonPath.string_at("$.poll.count"),
+                ),
+            },
             result_path=ERROR_PATH,
         )
         available = sfn.Condition.string_equals("$.instance.status", "available")
-        is_dead = sfn.Condition.or_(*[sfn.Condition.string_equals("$.instance.status", s)
-                                      for s in INSTANCE_DEAD_STATUSES])
+        is_dead = sfn.Condition.or_(
+            *[sfn.Condition.string_equals("$.instance.status", s) for s in INSTANCE_DEAD_STATUSES]
+        )
         choice = (
             sfn.Choice(self.scope, f"{prefix}InstanceReady")
             .when(available, ready)
             .when(is_dead, dead.next(delete))
-            .when(sfn.Condition.number_greater_than_equals("$.poll.count", POLL_CEILING), too_slow.next(delete))
+            .when(
+                sfn.Condition.number_greater_than_equals("$.poll.count", POLL_CEILING),
+                too_slow.next(delete),
+            )
             .otherwise(count.next(wait))
         )
         return name.next(create).next(init).next(wait).next(describe).next(choice)

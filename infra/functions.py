@@ -38,8 +38,12 @@ def layer_directory(configured: str | None) -> Path:
         path = REPO_ROOT / path
     if not (path / "python").is_dir():
         if configured:
-            raise FileNotFoundError(f"layer directory {path} has no python/ folder; run layers/build.py")
-        subprocess.run([sys.executable, str(REPO_ROOT / "layers" / "build.py"), "--out", str(path)], check=True)
+            raise FileNotFoundError(
+                f"layer directory {path} has no python/ folder; run layers/build.py"
+            )
+        subprocess.run(
+            [sys.executable, str(REPO_ROOT / "layers" / "build.py"), "--out", str(path)], check=True
+        )
     return path
 
 
@@ -52,22 +56,42 @@ class FunctionSpec:
 
 
 SPECS = {
-    "integrity": FunctionSpec("handlers.integrity.handler", "Check a stored backup against its manifest",
-                              Duration.minutes(15), 1769),
-    "create_instance": FunctionSpec("handlers.create_instance.handler", "Create a temporary RDS instance",
-                                    Duration.minutes(1)),
-    "describe_instance": FunctionSpec("handlers.describe_instance.handler", "Report a temporary instance's state",
-                                      Duration.minutes(1)),
-    "delete_instance": FunctionSpec("handlers.delete_instance.handler", "Delete a temporary RDS instance",
-                                    Duration.minutes(1)),
-    "retention": FunctionSpec("handlers.retention.handler", "Apply grandfather-father-son retention",
-                              Duration.minutes(5)),
-    "record": FunctionSpec("handlers.record.handler", "Publish a backup or verification outcome as metrics",
-                           Duration.seconds(30), 256),
-    "validate_restore": FunctionSpec("handlers.validate_restore.handler", "Validate an operator restore request",
-                                     Duration.minutes(1)),
-    "janitor": FunctionSpec("handlers.janitor.handler", "Delete expired temporary instances, free stale slots",
-                            Duration.minutes(5)),
+    "integrity": FunctionSpec(
+        "handlers.integrity.handler",
+        "Check a stored backup against its manifest",
+        Duration.minutes(15),
+        1769,
+    ),
+    "create_instance": FunctionSpec(
+        "handlers.create_instance.handler", "Create a temporary RDS instance", Duration.minutes(1)
+    ),
+    "describe_instance": FunctionSpec(
+        "handlers.describe_instance.handler",
+        "Report a temporary instance's state",
+        Duration.minutes(1),
+    ),
+    "delete_instance": FunctionSpec(
+        "handlers.delete_instance.handler", "Delete a temporary RDS instance", Duration.minutes(1)
+    ),
+    "retention": FunctionSpec(
+        "handlers.retention.handler", "Apply grandfather-father-son retention", Duration.minutes(5)
+    ),
+    "record": FunctionSpec(
+        "handlers.record.handler",
+        "Publish a backup or verification outcome as metrics",
+        Duration.seconds(30),
+        256,
+    ),
+    "validate_restore": FunctionSpec(
+        "handlers.validate_restore.handler",
+        "Validate an operator restore request",
+        Duration.minutes(1),
+    ),
+    "janitor": FunctionSpec(
+        "handlers.janitor.handler",
+        "Delete expired temporary instances, free stale slots",
+        Duration.minutes(5),
+    ),
 }
 
 
@@ -136,7 +160,10 @@ class Functions(Construct):
             description=f"backproof {self.deployment}: {spec.description}",
         )
         log_group = logs.LogGroup(
-            self, f"{cid}Logs", retention=self.log_retention, encryption_key=self.key,
+            self,
+            f"{cid}Logs",
+            retention=self.log_retention,
+            encryption_key=self.key,
             removal_policy=RemovalPolicy.DESTROY,
         )
         # Written out instead of AWSLambdaBasicExecutionRole: only this function's log group.
@@ -173,7 +200,9 @@ class Functions(Construct):
         fn = self.fn
         backups = bucket.arn_for_objects("backups/*")
         read_backups = [
-            iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectTagging"], resources=[backups]),
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectTagging"], resources=[backups]
+            ),
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
             iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]),
         ]
@@ -185,15 +214,23 @@ class Functions(Construct):
         )
 
         def rds_arn(resource: str, name: str) -> str:
-            return stack.format_arn(service="rds", resource=resource, resource_name=name,
-                                    arn_format=ArnFormat.COLON_RESOURCE_NAME)
+            return stack.format_arn(
+                service="rds",
+                resource=resource,
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
 
         managed_db = rds_arn("db", f"{INSTANCE_PREFIX}*")
         fn["create_instance"].add_to_role_policy(
             iam.PolicyStatement(
                 actions=["rds:CreateDBInstance", "rds:AddTagsToResource"],
-                resources=[managed_db, *[rds_arn("subgrp", name) for name in self.subnet_groups],
-                           rds_arn("pg", "default.*"), rds_arn("og", "default:*")],
+                resources=[
+                    managed_db,
+                    *[rds_arn("subgrp", name) for name in self.subnet_groups],
+                    rds_arn("pg", "default.*"),
+                    rds_arn("og", "default:*"),
+                ],
                 conditions={"StringEquals": {f"aws:RequestTag/{MANAGED_TAG}": "true"}},
             )
         )
@@ -201,17 +238,27 @@ class Functions(Construct):
         fn["create_instance"].add_to_role_policy(
             iam.PolicyStatement(
                 actions=["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
-                resources=[stack.format_arn(service="secretsmanager", resource="secret", resource_name="rds!*",
-                                            arn_format=ArnFormat.COLON_RESOURCE_NAME)],
+                resources=[
+                    stack.format_arn(
+                        service="secretsmanager",
+                        resource="secret",
+                        resource_name="rds!*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
             )
         )
         fn["create_instance"].add_to_role_policy(
-            iam.PolicyStatement(actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[key.key_arn])
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[key.key_arn]
+            )
         )
         for name in ("describe_instance", "delete_instance", "janitor"):
             fn[name].add_to_role_policy(
-                iam.PolicyStatement(actions=["rds:DescribeDBInstances", "rds:ListTagsForResource"],
-                                    resources=[rds_arn("db", "*")])
+                iam.PolicyStatement(
+                    actions=["rds:DescribeDBInstances", "rds:ListTagsForResource"],
+                    resources=[rds_arn("db", "*")],
+                )
             )
         for name in ("delete_instance", "janitor"):
             fn[name].add_to_role_policy(
@@ -222,8 +269,10 @@ class Functions(Construct):
                 )
             )
         fn["janitor"].add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
-                                resources=[self.slots.table_arn])
+            iam.PolicyStatement(
+                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                resources=[self.slots.table_arn],
+            )
         )
         fn["janitor"].add_environment("BACKPROOF_SLOTS_TABLE", self.slots.table_name)
         fn["janitor"].add_environment("BACKPROOF_SLOTS_KEY", SLOTS_KEY)
@@ -232,8 +281,12 @@ class Functions(Construct):
         """The janitor frees slots held by verify executions that are no longer running."""
         stack = Stack.of(self)
         name = stack.split_arn(state_machine_arn, ArnFormat.COLON_RESOURCE_NAME).resource_name
-        executions = stack.format_arn(service="states", resource="execution", resource_name=f"{name}:*",
-                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        executions = stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
         self.fn["janitor"].add_to_role_policy(
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
         )

@@ -24,6 +24,7 @@ JANITOR_SERVICE = "backproof-janitor"
 # Hours between backups per tier, plus slack for the dump, the wait for a slot and the verify.
 TIER_HOURS = {"daily": 24, "weekly": 7 * 24, "monthly": 31 * 24, "yearly": 366 * 24}
 VERIFY_SLACK_HOURS = 14
+AT_LEAST = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
 
 def allowed_unverified_hours(db: Database) -> int:
@@ -34,35 +35,60 @@ def allowed_unverified_hours(db: Database) -> int:
 class Notifications(Construct):
     """The KMS-encrypted topic every alarm and workflow failure goes to."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, emails: tuple[str, ...]) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, key: kms.IKey, emails: tuple[str, ...]
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True,
-                               display_name="backproof alarms")
+        self.topic = sns.Topic(
+            self, "Topic", master_key=key, enforce_ssl=True, display_name="backproof alarms"
+        )
         for email in emails:
             self.topic.add_subscription(subs.EmailSubscription(email))
         # CloudWatch alarms publish to the encrypted topic through the key.
-        key.add_to_resource_policy(iam.PolicyStatement(
-            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-            actions=["kms:Decrypt", "kms:GenerateDataKey"],
-            resources=["*"],  # in a key policy "*" means this key
-        ))
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],  # in a key policy "*" means this key
+            )
+        )
 
 
 class Monitoring(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: Config, topic: sns.ITopic,
-                 machines: dict[str, sfn.StateMachine]) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        topic: sns.ITopic,
+        machines: dict[str, sfn.StateMachine],
+    ) -> None:
         super().__init__(scope, construct_id)
         self.topic = topic
         action = cw_actions.SnsAction(topic)
         self.alarms: dict[str, cw.Alarm] = {}
         self.anomaly_alarms: dict[str, cw.CfnAlarm] = {}
 
-        def alarm(cid: str, metric: cw.IMetric, description: str, *, threshold: float = 1,
-                  comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                  missing: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING) -> cw.Alarm:
-            created = cw.Alarm(self, cid, metric=metric, threshold=threshold, evaluation_periods=1,
-                               comparison_operator=comparison, treat_missing_data=missing,
-                               alarm_description=description)
+        def alarm(
+            cid: str,
+            metric: cw.IMetric,
+            description: str,
+            *,
+            threshold: float = 1,
+            comparison: cw.ComparisonOperator = AT_LEAST,
+            missing: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING,
+        ) -> cw.Alarm:
+            created = cw.Alarm(
+                self,
+                cid,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=comparison,
+                treat_missing_data=missing,
+                alarm_description=description,
+            )
             created.add_alarm_action(action)
             self.alarms[cid] = created
             return created
@@ -78,36 +104,62 @@ class Monitoring(Construct):
                 },
                 period=five,
             )
-            alarm(f"{name.title()}ExecutionFailed", failed,
-                  f"A {name} workflow execution failed, timed out or was aborted. Open the execution in "
-                  "the Step Functions console; its Fail state names the cause.")
+            alarm(
+                f"{name.title()}ExecutionFailed",
+                failed,
+                f"A {name} workflow execution failed, timed out or was aborted. Open the "
+                "execution in "
+                "the Step Functions console; its Fail state names the cause.",
+            )
 
-        def app_metric(metric: str, service: str, database: str | None, statistic: str, period: Duration) -> cw.Metric:
+        def app_metric(
+            metric: str, service: str, database: str | None, statistic: str, period: Duration
+        ) -> cw.Metric:
             dims = {"service": service}
             if database:
                 dims["database"] = database
-            return cw.Metric(namespace=METRICS_NAMESPACE, metric_name=metric, dimensions_map=dims,
-                             statistic=statistic, period=period)
+            return cw.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=metric,
+                dimensions_map=dims,
+                statistic=statistic,
+                period=period,
+            )
 
-        alarm("InstanceLeaked", app_metric("LeakedInstancesDeleted", JANITOR_SERVICE, None, "Sum", Duration.hours(1)),
-              "The janitor found a temporary instance past its expiry and deleted it: a verify or "
-              "restore execution did not clean up. Find the execution named in the instance's tags.")
+        alarm(
+            "InstanceLeaked",
+            app_metric("LeakedInstancesDeleted", JANITOR_SERVICE, None, "Sum", Duration.hours(1)),
+            "The janitor found a temporary instance past its expiry and deleted it: a verify or "
+            "restore execution did not clean up. Find the execution named in the instance's tags.",
+        )
 
         for db in config.databases:
             hours = allowed_unverified_hours(db)
-            alarm(f"NoVerifiedBackup-{db.name}",
-                  app_metric("VerifiedBackupAgeHours", JANITOR_SERVICE, db.name, "Maximum", Duration.hours(2)),
-                  f"{db.name}: newest verified backup is older than {hours} h, or the janitor stopped "
-                  "reporting. Check the backup and verify executions for this database.",
-                  threshold=hours, comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                  missing=cw.TreatMissingData.BREACHING)
-            alarm(f"RtoOverTarget-{db.name}",
-                  app_metric("RestoreSeconds", RECORD_SERVICE, db.name, "Maximum", Duration.days(1)),
-                  f"{db.name}: the last verification restore took longer than the {db.rto_target_minutes} min "
-                  "recovery target. Size the restore task (task_cpu/task_memory_mib) or revisit the target.",
-                  threshold=db.rto_target_minutes * 60, comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD)
-            self._size_anomaly(db, app_metric("BackupBytes", RECORD_SERVICE, db.name, "Maximum",
-                                                       Duration.days(1)))
+            alarm(
+                f"NoVerifiedBackup-{db.name}",
+                app_metric(
+                    "VerifiedBackupAgeHours", JANITOR_SERVICE, db.name, "Maximum", Duration.hours(2)
+                ),
+                f"{db.name}: newest verified backup is older than {hours} h, or the janitor "
+                "stopped "
+                "reporting. Check the backup and verify executions for this database.",
+                threshold=hours,
+                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                missing=cw.TreatMissingData.BREACHING,
+            )
+            alarm(
+                f"RtoOverTarget-{db.name}",
+                app_metric("RestoreSeconds", RECORD_SERVICE, db.name, "Maximum", Duration.days(1)),
+                f"{db.name}: the last verification restore took longer than the "
+                f"{db.rto_target_minutes} min "
+                "recovery target. Size the restore task (task_cpu/task_memory_mib) or revisit the "
+                "target.",
+                threshold=db.rto_target_minutes * 60,
+                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            )
+            self._size_anomaly(
+                db, app_metric("BackupBytes", RECORD_SERVICE, db.name, "Maximum", Duration.days(1))
+            )
         self.dashboard = self._dashboard(config, machines, app_metric)
 
     def _size_anomaly(self, db: Database, metric: cw.Metric) -> None:
@@ -115,8 +167,10 @@ class Monitoring(Construct):
         created = cw.CfnAlarm(
             self,
             f"SizeAnomaly-{db.name}",
-            alarm_description=(f"{db.name}: backup size is outside its usual band (a table emptied, or a "
-                               "sudden growth). Compare the last manifests' row counts with `backproof list`."),
+            alarm_description=(
+                f"{db.name}: backup size is outside its usual band (a table emptied, or a "
+                "sudden growth). Compare the last manifests' row counts with `backproof list`."
+            ),
             comparison_operator="LessThanLowerOrGreaterThanUpperThreshold",
             evaluation_periods=1,
             threshold_metric_id="band",
@@ -127,38 +181,65 @@ class Monitoring(Construct):
                     id="bytes",
                     metric_stat=cw.CfnAlarm.MetricStatProperty(
                         metric=cw.CfnAlarm.MetricProperty(
-                            namespace=metric.namespace, metric_name=metric.metric_name,
-                            dimensions=[cw.CfnAlarm.DimensionProperty(name=k, value=v)
-                                        for k, v in (metric.dimensions or {}).items()],
+                            namespace=metric.namespace,
+                            metric_name=metric.metric_name,
+                            dimensions=[
+                                cw.CfnAlarm.DimensionProperty(name=k, value=v)
+                                for k, v in (metric.dimensions or {}).items()
+                            ],
                         ),
                         period=86400,
                         stat="Maximum",
                     ),
                     return_data=True,
                 ),
-                cw.CfnAlarm.MetricDataQueryProperty(id="band", expression="ANOMALY_DETECTION_BAND(bytes, 3)",
-                                                    return_data=True),
+                cw.CfnAlarm.MetricDataQueryProperty(
+                    id="band", expression="ANOMALY_DETECTION_BAND(bytes, 3)", return_data=True
+                ),
             ],
         )
         self.anomaly_alarms[db.name] = created
 
-    def _dashboard(self, config: Config, machines: dict[str, sfn.StateMachine], app_metric) -> cw.Dashboard:  # type: ignore[no-untyped-def]
+    def _dashboard(
+        self, config: Config, machines: dict[str, sfn.StateMachine], app_metric
+    ) -> cw.Dashboard:  # type: ignore[no-untyped-def]
         board = cw.Dashboard(self, "Dashboard", dashboard_name=f"backproof-{config.deployment}")
         board.add_widgets(
-            cw.GraphWidget(title="Executions succeeded", width=12,
-                           left=[m.metric_succeeded(label=n) for n, m in machines.items()]),
-            cw.GraphWidget(title="Executions failed", width=12,
-                           left=[m.metric_failed(label=n) for n, m in machines.items()]),
+            cw.GraphWidget(
+                title="Executions succeeded",
+                width=12,
+                left=[m.metric_succeeded(label=n) for n, m in machines.items()],
+            ),
+            cw.GraphWidget(
+                title="Executions failed",
+                width=12,
+                left=[m.metric_failed(label=n) for n, m in machines.items()],
+            ),
         )
         day = Duration.days(1)
         names = [db.name for db in config.databases]
         board.add_widgets(
-            cw.GraphWidget(title="Backup size (bytes)", width=8,
-                           left=[app_metric("BackupBytes", RECORD_SERVICE, n, "Maximum", day) for n in names]),
-            cw.GraphWidget(title="Restore seconds (measured RTO)", width=8,
-                           left=[app_metric("RestoreSeconds", RECORD_SERVICE, n, "Maximum", day) for n in names]),
-            cw.GraphWidget(title="Newest verified backup age (h)", width=8,
-                           left=[app_metric("VerifiedBackupAgeHours", JANITOR_SERVICE, n, "Maximum",
-                                            Duration.hours(1)) for n in names]),
+            cw.GraphWidget(
+                title="Backup size (bytes)",
+                width=8,
+                left=[app_metric("BackupBytes", RECORD_SERVICE, n, "Maximum", day) for n in names],
+            ),
+            cw.GraphWidget(
+                title="Restore seconds (measured RTO)",
+                width=8,
+                left=[
+                    app_metric("RestoreSeconds", RECORD_SERVICE, n, "Maximum", day) for n in names
+                ],
+            ),
+            cw.GraphWidget(
+                title="Newest verified backup age (h)",
+                width=8,
+                left=[
+                    app_metric(
+                        "VerifiedBackupAgeHours", JANITOR_SERVICE, n, "Maximum", Duration.hours(1)
+                    )
+                    for n in names
+                ],
+            ),
         )
         return board

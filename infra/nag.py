@@ -39,88 +39,184 @@ def _wild(scope: IConstruct, resource: str, reason: str) -> None:
 ARN = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{rest}"
 
 
-def acknowledge(stack: Stack, *, functions: dict[str, lambda_.Function], task_role: iam.IRole,
-                execution_role: iam.IRole,
-                bucket: IConstruct, machines: dict[str, IConstruct], task_definition: IConstruct,
-                verify_machine: IConstruct, cluster: CfnElement, settings_prefix: str) -> None:
+def acknowledge(
+    stack: Stack,
+    *,
+    functions: dict[str, lambda_.Function],
+    task_role: iam.IRole,
+    execution_role: iam.IRole,
+    bucket: IConstruct,
+    machines: dict[str, IConstruct],
+    task_definition: IConstruct,
+    verify_machine: IConstruct,
+    cluster: CfnElement,
+    settings_prefix: str,
+) -> None:
     """Acknowledge each known finding; `stack` resolves the logical ids findings name."""
     verify_id = stack.resolve(stack.get_logical_id(verify_machine.node.default_child))  # type: ignore[arg-type]
-    verify_name = json.dumps({"Fn::Select": [6, {"Fn::Split": [":", {"Ref": verify_id}]}]}, separators=(",", ":"))
+    verify_name = json.dumps(
+        {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": verify_id}]}]}, separators=(",", ":")
+    )
     janitor_execution_resource = ARN.format(service="states", rest=f"execution:{verify_name}:*")
     cluster_id = stack.resolve(stack.get_logical_id(cluster))
     parts = {"Fn::Split": [":cluster/", {"Fn::GetAtt": [cluster_id, "Arn"]}]}
-    task_arn_resource = (json.dumps({"Fn::Select": [0, parts]}, separators=(",", ":")) + ":task/"
-                         + json.dumps({"Fn::Select": [1, parts]}, separators=(",", ":")) + "/*")
+    task_arn_resource = (
+        json.dumps({"Fn::Select": [0, parts]}, separators=(",", ":"))
+        + ":task/"
+        + json.dumps({"Fn::Select": [1, parts]}, separators=(",", ":"))
+        + "/*"
+    )
     backups = f"{_ref(bucket)}/backups/*"
-    objects = ("Backups are objects under the backups/ prefix of the one backup bucket; their keys "
-               "(database/date/backup id) are only known at run time.")
+    objects = (
+        "Backups are objects under the backups/ prefix of the one backup bucket; their keys "
+        "(database/date/backup id) are only known at run time."
+    )
 
     # -- the dump/restore task --
     task_policy = _policy(task_role)
     _wild(task_policy, backups, objects)
-    _wild(task_policy, ARN.format(service="secretsmanager", rest="secret:rds!db-*"),
-          "RDS names the master secrets of temporary instances itself (rds!db-<uuid>); the statement's "
-          "condition limits it to secrets RDS tagged with a backproof instance (bp-*).")
-    _wild(task_policy, "*",
-          "states:SendTaskSuccess/Failure/Heartbeat do not support resource-level permissions: the "
-          "task token itself authorizes the call.")
-    _ack(task_definition, "AwsSolutions-ECS2",
-         "The environment holds only the bucket URL and key ARN, which are not secrets; connection "
-         "secrets are read from Secrets Manager at run time.")
+    _wild(
+        task_policy,
+        ARN.format(service="secretsmanager", rest="secret:rds!db-*"),
+        "RDS names the master secrets of temporary instances itself (rds!db-<uuid>); the "
+        "statement's "
+        "condition limits it to secrets RDS tagged with a backproof instance (bp-*).",
+    )
+    _wild(
+        task_policy,
+        "*",
+        "states:SendTaskSuccess/Failure/Heartbeat do not support resource-level permissions: the "
+        "task token itself authorizes the call.",
+    )
+    _ack(
+        task_definition,
+        "AwsSolutions-ECS2",
+        "The environment holds only the bucket URL and key ARN, which are not secrets; connection "
+        "secrets are read from Secrets Manager at run time.",
+    )
 
-    _wild(_policy(execution_role), "*",
-          "ecr:GetAuthorizationToken supports no resource-level permission; image pulls are limited to "
-          "the asset repository by the statements beside it.")
+    _wild(
+        _policy(execution_role),
+        "*",
+        "ecr:GetAuthorizationToken supports no resource-level permission; image pulls are limited "
+        "to "
+        "the asset repository by the statements beside it.",
+    )
 
     # -- functions --
     for name, fn in functions.items():
         policy = _policy(fn.role)  # type: ignore[arg-type]
-        _wild(policy, "*", "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.")
+        _wild(
+            policy,
+            "*",
+            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
+        )
         logs = fn.node.scope.node.find_child(f"{fn.node.id}Logs")  # type: ignore[union-attr]
-        _wild(policy, f"{_ref(logs)}:log-stream:*",
-              "Lambda names a log stream per execution environment; the log group is this function's own.")
+        _wild(
+            policy,
+            f"{_ref(logs)}:log-stream:*",
+            "Lambda names a log stream per execution environment; the log group is this "
+            "function's own.",
+        )
         if name in ("integrity", "validate_restore", "retention"):
             _wild(policy, backups, objects)
     create = _policy(functions["create_instance"].role)  # type: ignore[arg-type]
-    _wild(create, ARN.format(service="rds", rest="db:bp-*"),
-          "Temporary instance names are chosen per execution (bp-<uuid>); creation also requires the "
-          "backproof:managed request tag.")
-    _wild(create, ARN.format(service="rds", rest="og:default:*"),
-          "CreateDBInstance authorizes against the engine's default option group, named per engine version.")
-    _wild(create, ARN.format(service="rds", rest="pg:default.*"),
-          "CreateDBInstance authorizes against the engine's default parameter group, named per engine version.")
-    _wild(create, ARN.format(service="secretsmanager", rest="secret:rds!*"),
-          "With ManageMasterUserPassword RDS creates the master secret (rds!db-<uuid>) with the caller's rights.")
+    _wild(
+        create,
+        ARN.format(service="rds", rest="db:bp-*"),
+        "Temporary instance names are chosen per execution (bp-<uuid>); creation also requires the "
+        "backproof:managed request tag.",
+    )
+    _wild(
+        create,
+        ARN.format(service="rds", rest="og:default:*"),
+        "CreateDBInstance authorizes against the engine's default option group, named per engine "
+        "version.",
+    )
+    _wild(
+        create,
+        ARN.format(service="rds", rest="pg:default.*"),
+        "CreateDBInstance authorizes against the engine's default parameter group, named per "
+        "engine version.",
+    )
+    _wild(
+        create,
+        ARN.format(service="secretsmanager", rest="secret:rds!*"),
+        "With ManageMasterUserPassword RDS creates the master secret (rds!db-<uuid>) with the "
+        "caller's rights.",
+    )
     for name in ("describe_instance", "delete_instance", "janitor"):
         policy = _policy(functions[name].role)  # type: ignore[arg-type]
-        _wild(policy, ARN.format(service="rds", rest="db:*"),
-              "DescribeDBInstances lists instances to find backproof's by tag; read-only.")
+        _wild(
+            policy,
+            ARN.format(service="rds", rest="db:*"),
+            "DescribeDBInstances lists instances to find backproof's by tag; read-only.",
+        )
         if name != "describe_instance":
-            _wild(policy, ARN.format(service="rds", rest="db:bp-*"),
-                  "Deletes only instances named bp-* that carry the backproof:managed tag (statement condition).")
-    _wild(_policy(functions["janitor"].role), janitor_execution_resource,
-          "The janitor reads the status of verify executions holding a slot; execution names are generated.")
+            _wild(
+                policy,
+                ARN.format(service="rds", rest="db:bp-*"),
+                "Deletes only instances named bp-* that carry the backproof:managed tag "
+                "(statement condition).",
+            )
+    _wild(
+        _policy(functions["janitor"].role),
+        janitor_execution_resource,
+        "The janitor reads the status of verify executions holding a slot; execution names are "
+        "generated.",
+    )
 
     # -- state machines --
     invoked = {
-        "verify": ["integrity", "create_instance", "describe_instance", "delete_instance", "record"],
+        "verify": [
+            "integrity",
+            "create_instance",
+            "describe_instance",
+            "delete_instance",
+            "record",
+        ],
         "backup": ["record", "retention"],
-        "restore": ["validate_restore", "create_instance", "describe_instance", "delete_instance", "record"],
+        "restore": [
+            "validate_restore",
+            "create_instance",
+            "describe_instance",
+            "delete_instance",
+            "record",
+        ],
         "janitor": ["janitor"],
     }
     for name, machine in machines.items():
         policy = _policy(machine.role)  # type: ignore[attr-defined]
-        _wild(policy, "*", "X-Ray tracing and CloudWatch Logs delivery (logs:CreateLogDelivery and friends) "
-                           "support no resource-level permissions.")
+        _wild(
+            policy,
+            "*",
+            "X-Ray tracing and CloudWatch Logs delivery (logs:CreateLogDelivery and friends) "
+            "support no resource-level permissions.",
+        )
         for fn_name in invoked[name]:
-            _wild(policy, f"{_ref(functions[fn_name])}:*",
-                  "CDK's LambdaInvoke grant covers the function's versions and aliases (ARN:*); same function.")
+            _wild(
+                policy,
+                f"{_ref(functions[fn_name])}:*",
+                "CDK's LambdaInvoke grant covers the function's versions and aliases (ARN:*); "
+                "same function.",
+            )
         if name != "janitor":
-            _wild(policy, ARN.format(service="ssm", rest=f"parameter{settings_prefix}/*"),
-                  "One settings parameter per configured database under this deployment's prefix.")
+            _wild(
+                policy,
+                ARN.format(service="ssm", rest=f"parameter{settings_prefix}/*"),
+                "One settings parameter per configured database under this deployment's prefix.",
+            )
         if name in ("verify", "backup", "restore"):
-            _wild(policy, task_arn_resource,
-                  "ecs:StopTask/DescribeTasks on tasks of the backproof cluster; task ids are generated.")
+            _wild(
+                policy,
+                task_arn_resource,
+                "ecs:StopTask/DescribeTasks on tasks of the backproof cluster; task ids are "
+                "generated.",
+            )
     backup_policy = _policy(machines["backup"].role)  # type: ignore[attr-defined]
-    _wild(backup_policy, ARN.format(service="states", rest=f"execution:{verify_name}*"),
-          "CDK's StartExecution .sync grant: Describe/StopExecution on the verify machine's executions.")
+    _wild(
+        backup_policy,
+        ARN.format(service="states", rest=f"execution:{verify_name}*"),
+        "CDK's StartExecution .sync grant: Describe/StopExecution on the verify machine's "
+        "executions.",
+    )

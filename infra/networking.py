@@ -25,7 +25,9 @@ HOURS_PER_MONTH = 730
 
 def endpoint_monthly_cost(availability_zones: int) -> float:
     """Fixed monthly cost of the interface endpoints in one VPC (data processing extra)."""
-    return round(len(INTERFACE_ENDPOINTS) * availability_zones * ENDPOINT_HOURLY_USD * HOURS_PER_MONTH, 2)
+    return round(
+        len(INTERFACE_ENDPOINTS) * availability_zones * ENDPOINT_HOURLY_USD * HOURS_PER_MONTH, 2
+    )
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,9 @@ class VpcResources:
 class Networking(Construct):
     """Security groups per VPC: the restore task alone may reach a temporary instance."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, networks: dict[str, Network], deployment: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, networks: dict[str, Network], deployment: str
+    ) -> None:
         super().__init__(scope, construct_id)
         self.vpcs: dict[str, VpcResources] = {}
         for index, network in enumerate(networks.values()):
@@ -54,12 +58,18 @@ class Networking(Construct):
             group_description=f"backproof {deployment}: dump and restore tasks",
             security_group_egress=[
                 ec2.CfnSecurityGroup.EgressProperty(
-                    ip_protocol="tcp", from_port=POSTGRES_PORT, to_port=POSTGRES_PORT,
-                    cidr_ip="0.0.0.0/0", description="PostgreSQL sources and restore targets",
+                    ip_protocol="tcp",
+                    from_port=POSTGRES_PORT,
+                    to_port=POSTGRES_PORT,
+                    cidr_ip="0.0.0.0/0",
+                    description="PostgreSQL sources and restore targets",
                 ),
                 ec2.CfnSecurityGroup.EgressProperty(
-                    ip_protocol="tcp", from_port=HTTPS_PORT, to_port=HTTPS_PORT,
-                    cidr_ip="0.0.0.0/0", description="AWS APIs (S3, ECR, logs, Secrets Manager, Step Functions)",
+                    ip_protocol="tcp",
+                    from_port=HTTPS_PORT,
+                    to_port=HTTPS_PORT,
+                    cidr_ip="0.0.0.0/0",
+                    description="AWS APIs (S3, ECR, logs, Secrets Manager, Step Functions)",
                 ),
             ],
         )
@@ -71,7 +81,10 @@ class Networking(Construct):
             # No egress: the instance only answers the restore task.
             security_group_egress=[
                 ec2.CfnSecurityGroup.EgressProperty(
-                    ip_protocol="icmp", from_port=252, to_port=86, cidr_ip="255.255.255.255/32",
+                    ip_protocol="icmp",
+                    from_port=252,
+                    to_port=86,
+                    cidr_ip="255.255.255.255/32",
                     description="disallow all egress",
                 )
             ],
@@ -81,7 +94,9 @@ class Networking(Construct):
             "InstanceFromTask",
             group_id=instance_sg.attr_group_id,
             source_security_group_id=task_sg.attr_group_id,
-            ip_protocol="tcp", from_port=POSTGRES_PORT, to_port=POSTGRES_PORT,
+            ip_protocol="tcp",
+            from_port=POSTGRES_PORT,
+            to_port=POSTGRES_PORT,
             description="restore task to temporary instance",
         )
         subnet_group = rds.CfnDBSubnetGroup(
@@ -109,8 +124,11 @@ class Networking(Construct):
             group_description="backproof: interface endpoints, HTTPS from tasks only",
             security_group_ingress=[
                 ec2.CfnSecurityGroup.IngressProperty(
-                    ip_protocol="tcp", from_port=HTTPS_PORT, to_port=HTTPS_PORT,
-                    source_security_group_id=task_sg.attr_group_id, description="tasks",
+                    ip_protocol="tcp",
+                    from_port=HTTPS_PORT,
+                    to_port=HTTPS_PORT,
+                    source_security_group_id=task_sg.attr_group_id,
+                    description="tasks",
                 )
             ],
         )

@@ -18,10 +18,20 @@ def backup_payload(database: str, tier: str) -> dict[str, str]:
 
 
 class Schedules(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: Config, backup: sfn.IStateMachine,
-                 janitor: sfn.IStateMachine, key: kms.IKey) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        backup: sfn.IStateMachine,
+        janitor: sfn.IStateMachine,
+        key: kms.IKey,
+    ) -> None:
         super().__init__(scope, construct_id)
-        group = scheduler.ScheduleGroup(self, "Group", schedule_group_name=f"backproof-{config.deployment}")
+        group = scheduler.ScheduleGroup(
+            self, "Group", schedule_group_name=f"backproof-{config.deployment}"
+        )
         self.schedules: dict[tuple[str, str], scheduler.Schedule] = {}
         for db in config.databases:
             for tier, sched in db.schedules.items():
@@ -30,10 +40,14 @@ class Schedules(Construct):
                     f"Backup-{db.name}-{tier}",
                     schedule_group=group,
                     description=f"backproof {tier} backup of {db.name}",
-                    schedule=scheduler.ScheduleExpression.expression(sched.cron, TimeZone.of(sched.time_zone)),
+                    schedule=scheduler.ScheduleExpression.expression(
+                        sched.cron, TimeZone.of(sched.time_zone)
+                    ),
                     target=targets.StepFunctionsStartExecution(
                         backup,
-                        input=scheduler.ScheduleTargetInput.from_object(backup_payload(db.name, tier)),
+                        input=scheduler.ScheduleTargetInput.from_object(
+                            backup_payload(db.name, tier)
+                        ),
                         retry_attempts=3,
                         max_event_age=Duration.hours(1),
                     ),
@@ -44,9 +58,13 @@ class Schedules(Construct):
             "Janitor",
             schedule_group=group,
             description="backproof janitor: delete expired temporary instances",
-            schedule=scheduler.ScheduleExpression.expression(config.janitor_schedule, TimeZone.ETC_UTC),
+            schedule=scheduler.ScheduleExpression.expression(
+                config.janitor_schedule, TimeZone.ETC_UTC
+            ),
             target=targets.StepFunctionsStartExecution(
-                janitor, input=scheduler.ScheduleTargetInput.from_object({}), retry_attempts=3,
+                janitor,
+                input=scheduler.ScheduleTargetInput.from_object({}),
+                retry_attempts=3,
                 max_event_age=Duration.hours(1),
             ),
             key=key,

@@ -17,12 +17,16 @@ class DatabaseSettings(Construct):
     console input stay two fields long however much is configured.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: Config, vpcs: dict[str, VpcResources]) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: Config, vpcs: dict[str, VpcResources]
+    ) -> None:
         super().__init__(scope, construct_id)
         self.prefix = f"/backproof/{config.deployment}/databases"
         stack = Stack.of(self)
         self.arn_prefix = stack.format_arn(
-            service="ssm", resource="parameter", resource_name=self.prefix.lstrip("/"),
+            service="ssm",
+            resource="parameter",
+            resource_name=self.prefix.lstrip("/"),
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
         self.parameters: dict[str, ssm.StringParameter] = {}

@@ -26,26 +26,42 @@ LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 
 class BackproofStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: Config, layer_dir: Path, **kwargs: Any) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: Config, layer_dir: Path, **kwargs: Any
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
         storage = BackupStorage(self, "Storage", object_lock_days=config.object_lock_days)
         self._allow_logs(storage.key)
-        notifications = Notifications(self, "Notifications", key=storage.key, emails=config.alarm_emails)
-        networking = Networking(self, "Networking", networks=config.networks(), deployment=config.deployment)
+        notifications = Notifications(
+            self, "Notifications", key=storage.key, emails=config.alarm_emails
+        )
+        networking = Networking(
+            self, "Networking", networks=config.networks(), deployment=config.deployment
+        )
         settings = DatabaseSettings(self, "Settings", config=config, vpcs=networking.vpcs)
         compute = DumpRestoreCompute(
-            self, "Compute", bucket=storage.bucket, key=storage.key,
-            source_secret_arns=[db.secret_arn for db in config.databases], log_retention=LOG_RETENTION,
+            self,
+            "Compute",
+            bucket=storage.bucket,
+            key=storage.key,
+            source_secret_arns=[db.secret_arn for db in config.databases],
+            log_retention=LOG_RETENTION,
         )
         functions = Functions(
-            self, "Functions", deployment=config.deployment, bucket=storage.bucket, key=storage.key,
-            layer_dir=layer_dir, log_retention=LOG_RETENTION,
+            self,
+            "Functions",
+            deployment=config.deployment,
+            bucket=storage.bucket,
+            key=storage.key,
+            layer_dir=layer_dir,
+            log_retention=LOG_RETENTION,
             max_concurrent_verifications=config.max_concurrent_verifications,
             subnet_groups=[vpc.subnet_group_name for vpc in networking.vpcs.values()],
         )
-        functions.fn["janitor"].add_environment("BACKPROOF_DATABASES",
-                                                ",".join(db.name for db in config.databases))
+        functions.fn["janitor"].add_environment(
+            "BACKPROOF_DATABASES", ",".join(db.name for db in config.databases)
+        )
         res = Resources(
             functions=dict(functions.fn),
             cluster_arn=compute.cluster_arn,
@@ -59,36 +75,80 @@ class BackproofStack(Stack):
             slots_key=SLOTS_KEY,
             max_concurrent_verifications=config.max_concurrent_verifications,
         )
-        verify = VerifyWorkflow(self, "Verify", res=res, key=storage.key, log_retention=LOG_RETENTION)
-        backup = BackupWorkflow(self, "Backup", res=res, verify=verify.state_machine, key=storage.key,
-                                log_retention=LOG_RETENTION)
-        restore = RestoreWorkflow(self, "Restore", res=res, key=storage.key, log_retention=LOG_RETENTION)
-        janitor = JanitorWorkflow(self, "Janitor", res=res, key=storage.key, log_retention=LOG_RETENTION)
+        verify = VerifyWorkflow(
+            self, "Verify", res=res, key=storage.key, log_retention=LOG_RETENTION
+        )
+        backup = BackupWorkflow(
+            self,
+            "Backup",
+            res=res,
+            verify=verify.state_machine,
+            key=storage.key,
+            log_retention=LOG_RETENTION,
+        )
+        restore = RestoreWorkflow(
+            self, "Restore", res=res, key=storage.key, log_retention=LOG_RETENTION
+        )
+        janitor = JanitorWorkflow(
+            self, "Janitor", res=res, key=storage.key, log_retention=LOG_RETENTION
+        )
         functions.allow_janitor_to_describe(verify.state_machine.state_machine_arn)
         self.machines = {
-            "backup": backup.state_machine, "verify": verify.state_machine,
-            "restore": restore.state_machine, "janitor": janitor.state_machine,
+            "backup": backup.state_machine,
+            "verify": verify.state_machine,
+            "restore": restore.state_machine,
+            "janitor": janitor.state_machine,
         }
         for machine in self.machines.values():
             # Publishing to the encrypted topic needs the key.
-            machine.add_to_role_policy(iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[storage.key.key_arn]))
-        Schedules(self, "Schedules", config=config, backup=backup.state_machine, janitor=janitor.state_machine,
-                  key=storage.key)
-        Monitoring(self, "Monitoring", config=config, topic=notifications.topic, machines=self.machines)
+            machine.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[storage.key.key_arn]
+                )
+            )
+        Schedules(
+            self,
+            "Schedules",
+            config=config,
+            backup=backup.state_machine,
+            janitor=janitor.state_machine,
+            key=storage.key,
+        )
+        Monitoring(
+            self, "Monitoring", config=config, topic=notifications.topic, machines=self.machines
+        )
         acknowledge(
-            self, functions=functions.fn, task_role=compute.task_role,
-            execution_role=compute.execution_role, bucket=storage.bucket,
-            machines=self.machines, task_definition=compute.task_definition,
-            verify_machine=verify.state_machine, cluster=compute.cluster, settings_prefix=settings.prefix,
+            self,
+            functions=functions.fn,
+            task_role=compute.task_role,
+            execution_role=compute.execution_role,
+            bucket=storage.bucket,
+            machines=self.machines,
+            task_definition=compute.task_definition,
+            verify_machine=verify.state_machine,
+            cluster=compute.cluster,
+            settings_prefix=settings.prefix,
         )
 
     def _allow_logs(self, key: Any) -> None:
         """Encrypted log groups: CloudWatch Logs may use the key for this account's groups only."""
-        key.add_to_resource_policy(iam.PolicyStatement(
-            principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
-            actions=["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
-            resources=["*"],  # in a key policy "*" means this key
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                    f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"}},
-        ))
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=[
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                resources=["*"],  # in a key policy "*" means this key
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:*"
+                        )
+                    }
+                },
+            )
+        )

@@ -41,11 +41,17 @@ class BackupStorage(Construct):
             enforce_ssl=True,
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))],
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30)
+                )
+            ],
             removal_policy=RemovalPolicy.RETAIN,
         )
         lock = (
-            s3.ObjectLockRetention.governance(Duration.days(object_lock_days)) if object_lock_days else None
+            s3.ObjectLockRetention.governance(Duration.days(object_lock_days))
+            if object_lock_days
+            else None
         )
         self.bucket = s3.Bucket(
             self,
@@ -92,7 +98,11 @@ class BackupStorage(Construct):
                 s3.LifecycleRule(
                     id=f"colder-{tier}",
                     tag_filters={TIER_TAG: tier},
-                    transitions=[s3.Transition(storage_class=storage_class, transition_after=Duration.days(days))],
+                    transitions=[
+                        s3.Transition(
+                            storage_class=storage_class, transition_after=Duration.days(days)
+                        )
+                    ],
                 )
             )
         return rules

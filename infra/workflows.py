@@ -9,22 +9,43 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from .fragments import ERROR_PATH, INSTANCE_BUSY, SLOT_TAKEN, TRANSIENT_TASK_ERRORS, Fragments, Resources
+from .fragments import (
+    ERROR_PATH,
+    INSTANCE_BUSY,
+    SLOT_TAKEN,
+    TRANSIENT_TASK_ERRORS,
+    Fragments,
+    Resources,
+)
 
 TASK_RETRY_INTERVAL = Duration.minutes(5)
 TASK_RETRY_ATTEMPTS = 2
 
 
-def _machine(scope: Construct, cid: str, definition: sfn.IChainable, key: kms.IKey,
-             log_retention: logs.RetentionDays, fragments: Fragments | None = None) -> sfn.StateMachine:
-    log_group = logs.LogGroup(scope, f"{cid}Logs", retention=log_retention, encryption_key=key,
-                              removal_policy=RemovalPolicy.DESTROY)
+def _machine(
+    scope: Construct,
+    cid: str,
+    definition: sfn.IChainable,
+    *,
+    key: kms.IKey,
+    log_retention: logs.RetentionDays,
+    fragments: Fragments | None = None,
+) -> sfn.StateMachine:
+    log_group = logs.LogGroup(
+        scope,
+        f"{cid}Logs",
+        retention=log_retention,
+        encryption_key=key,
+        removal_policy=RemovalPolicy.DESTROY,
+    )
     machine = sfn.StateMachine(
         scope,
         cid,
         definition_body=sfn.DefinitionBody.from_chainable(definition),
         tracing_enabled=True,
-        logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        logs=sfn.LogOptions(
+            destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+        ),
     )
     if fragments is not None:
         for statement in fragments.task_policies():
@@ -35,46 +56,72 @@ def _machine(scope: Construct, cid: str, definition: sfn.IChainable, key: kms.IK
 class VerifyWorkflow(Construct):
     """integrity -> slot -> create instance -> poll -> restore+checks task -> delete -> release."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, res: Resources, key: kms.IKey,
-                 log_retention: logs.RetentionDays) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        res: Resources,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+    ) -> None:
         super().__init__(scope, construct_id)
         f = Fragments(self, res)
         failed = f.failure("Verification", "verification", "backproof: verification failed")
 
         resolve = f.resolve_config("ResolveConfig")
         resolve.add_catch(failed, result_path=ERROR_PATH)
-        integrity = f.invoke("CheckIntegrity", "integrity",
-                             {"database": sfn.JsonPath.string_at("$.database"),
-                              "backup_id": sfn.JsonPath.string_at("$.backup_id")},
-                             result_path="$.backup")
+        integrity = f.invoke(
+            "CheckIntegrity",
+            "integrity",
+            {
+                "database": sfn.JsonPath.string_at("$.database"),
+                "backup_id": sfn.JsonPath.string_at("$.backup_id"),
+            },
+            result_path="$.backup",
+        )
         integrity.add_catch(failed, result_path=ERROR_PATH)
         acquire = f.acquire_slot("AcquireSlot")
         acquire.add_catch(failed, result_path=ERROR_PATH)
-        instance_class = sfn.Pass(self, "UseConfiguredClass", input_path="$.config.settings.verify_instance_class",
-                                  result_path="$.instance_class")
+        instance_class = sfn.Pass(
+            self,
+            "UseConfiguredClass",
+            input_path="$.config.settings.verify_instance_class",
+            result_path="$.instance_class",
+        )
 
         # Deletion and slot release happen on every path once creation was attempted.
         release = f.release_slot("ReleaseSlot")
         outcome = sfn.Choice(self, "VerificationOutcome")
         release.add_catch(outcome, errors=[SLOT_TAKEN], result_path="$.release_error")
         release.add_catch(outcome, result_path="$.release_error")
-        delete = f.invoke("DeleteInstance", "delete_instance",
-                          {"instance_id": sfn.JsonPath.string_at("$.instance.instance_id")},
-                          result_path="$.deleted", retry_on=[INSTANCE_BUSY])
-        leaked = f.notify("NotifyInstanceLeaked", "backproof: temporary instance not deleted",
-                          message_path="$.delete_error")
+        delete = f.invoke(
+            "DeleteInstance",
+            "delete_instance",
+            {"instance_id": sfn.JsonPath.string_at("$.instance.instance_id")},
+            result_path="$.deleted",
+            retry_on=[INSTANCE_BUSY],
+        )
+        leaked = f.notify(
+            "NotifyInstanceLeaked",
+            "backproof: temporary instance not deleted",
+            message_path="$.delete_error",
+        )
         leaked.add_catch(release, result_path="$.notify_error")
         delete.add_catch(leaked, result_path="$.delete_error")
         delete.next(release)
         leaked.next(release)
 
         request = sfn.Pass(
-            self, "PrepareVerifyRequest",
+            self,
+            "PrepareVerifyRequest",
             parameters={
                 "database": sfn.JsonPath.string_at("$.database"),
                 "backup_id": sfn.JsonPath.string_at("$.backup.backup_id"),
                 "checks": sfn.JsonPath.object_at("$.config.settings.checks"),
-                "rto_target_minutes": sfn.JsonPath.number_at("$.config.settings.rto_target_minutes"),
+                "rto_target_minutes": sfn.JsonPath.number_at(
+                    "$.config.settings.rto_target_minutes"
+                ),
                 "target": {
                     "instance_id": sfn.JsonPath.string_at("$.instance.instance_id"),
                     "host": sfn.JsonPath.string_at("$.instance.endpoint"),
@@ -84,27 +131,47 @@ class VerifyWorkflow(Construct):
             },
             result_path="$.request",
         )
-        restore = f.fargate("RestoreAndCheck", "verify", "$.request", "$.config.settings", "$.verification")
+        restore = f.fargate(
+            "RestoreAndCheck", "verify", "$.request", "$.config.settings", "$.verification"
+        )
         restore.add_catch(delete, result_path=ERROR_PATH)
-        lifecycle = f.create_and_wait("", ephemeral=True, ready=request.next(restore).next(delete), delete=delete)
+        lifecycle = f.create_and_wait(
+            "", ephemeral=True, ready=request.next(restore).next(delete), delete=delete
+        )
 
-        record = f.invoke("RecordVerification", "record",
-                          {"kind": "verification", "database": sfn.JsonPath.string_at("$.database"),
-                           "result": sfn.JsonPath.object_at("$.verification")},
-                          result_path=None)
+        record = f.invoke(
+            "RecordVerification",
+            "record",
+            {
+                "kind": "verification",
+                "database": sfn.JsonPath.string_at("$.database"),
+                "result": sfn.JsonPath.object_at("$.verification"),
+            },
+            result_path=None,
+        )
         record.add_catch(sfn.Succeed(self, "VerifiedUnrecorded"), result_path="$.record_error")
         outcome.when(sfn.Condition.is_present(ERROR_PATH), failed).otherwise(
             record.next(sfn.Succeed(self, "Verified"))
         )
         definition = resolve.next(integrity).next(acquire).next(instance_class).next(lifecycle)
-        self.state_machine = _machine(self, "StateMachine", definition, key, log_retention, f)
+        self.state_machine = _machine(
+            self, "StateMachine", definition, key=key, log_retention=log_retention, fragments=f
+        )
 
 
 class BackupWorkflow(Construct):
     """resolve config -> dump task -> record -> verify (nested) -> retention."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, res: Resources, verify: sfn.IStateMachine,
-                 key: kms.IKey, log_retention: logs.RetentionDays) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        res: Resources,
+        verify: sfn.IStateMachine,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+    ) -> None:
         super().__init__(scope, construct_id)
         f = Fragments(self, res)
         failed = f.failure("Backup", "backup", "backproof: backup failed")
@@ -112,7 +179,8 @@ class BackupWorkflow(Construct):
         resolve = f.resolve_config("ResolveConfig")
         resolve.add_catch(failed, result_path=ERROR_PATH)
         request = sfn.Pass(
-            self, "PrepareBackupRequest",
+            self,
+            "PrepareBackupRequest",
             parameters={
                 "database": sfn.JsonPath.string_at("$.database"),
                 "tier": sfn.JsonPath.string_at("$.tier"),
@@ -121,71 +189,127 @@ class BackupWorkflow(Construct):
             result_path="$.request",
         )
         dump = f.fargate("Dump", "backup", "$.request", "$.config.settings", "$.backup")
-        dump.add_retry(errors=TRANSIENT_TASK_ERRORS, interval=TASK_RETRY_INTERVAL,
-                       max_attempts=TASK_RETRY_ATTEMPTS, backoff_rate=2.0)
+        dump.add_retry(
+            errors=TRANSIENT_TASK_ERRORS,
+            interval=TASK_RETRY_INTERVAL,
+            max_attempts=TASK_RETRY_ATTEMPTS,
+            backoff_rate=2.0,
+        )
         dump.add_catch(failed, result_path=ERROR_PATH)
-        record = f.invoke("RecordBackup", "record",
-                          {"kind": "backup", "database": sfn.JsonPath.string_at("$.database"),
-                           "tier": sfn.JsonPath.string_at("$.tier"),
-                           "result": sfn.JsonPath.object_at("$.backup")},
-                          result_path=None)
+        record = f.invoke(
+            "RecordBackup",
+            "record",
+            {
+                "kind": "backup",
+                "database": sfn.JsonPath.string_at("$.database"),
+                "tier": sfn.JsonPath.string_at("$.tier"),
+                "result": sfn.JsonPath.object_at("$.backup"),
+            },
+            result_path=None,
+        )
         start_verify = tasks.StepFunctionsStartExecution(
-            self, "Verify",
+            self,
+            "Verify",
             state_machine=verify,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            input=sfn.TaskInput.from_object({
-                "database": sfn.JsonPath.string_at("$.database"),
-                "backup_id": sfn.JsonPath.string_at("$.backup.backup_id"),
-                "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": sfn.JsonPath.execution_id,
-            }),
+            input=sfn.TaskInput.from_object(
+                {
+                    "database": sfn.JsonPath.string_at("$.database"),
+                    "backup_id": sfn.JsonPath.string_at("$.backup.backup_id"),
+                    "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": sfn.JsonPath.execution_id,
+                }
+            ),
             result_path=sfn.JsonPath.DISCARD,
         )
-        retention = f.invoke("ApplyRetention", "retention",
-                             {"database": sfn.JsonPath.string_at("$.database"),
-                              "retention": sfn.JsonPath.object_at("$.config.settings.retention")},
-                             result_path="$.retention")
+        retention = f.invoke(
+            "ApplyRetention",
+            "retention",
+            {
+                "database": sfn.JsonPath.string_at("$.database"),
+                "retention": sfn.JsonPath.object_at("$.config.settings.retention"),
+            },
+            result_path="$.retention",
+        )
         retention.add_catch(failed, result_path=ERROR_PATH)
         record.add_catch(start_verify, result_path="$.record_error")
         # A failed verification was already notified by the verify workflow; retention
         # still runs (it never deletes the newest verified backup), then this run fails.
         start_verify.add_catch(retention, result_path="$.verify_error")
-        unverified = sfn.Fail(self, "BackupNotVerified", error="VerificationFailed",
-                              cause_path="$.verify_error.Cause")
+        unverified = sfn.Fail(
+            self, "BackupNotVerified", error="VerificationFailed", cause_path="$.verify_error.Cause"
+        )
         outcome = (
             sfn.Choice(self, "BackupOutcome")
             .when(sfn.Condition.is_present("$.verify_error"), unverified)
             .otherwise(sfn.Succeed(self, "BackedUpAndVerified"))
         )
-        definition = resolve.next(request).next(dump).next(record).next(start_verify).next(retention).next(outcome)
-        self.state_machine = _machine(self, "StateMachine", definition, key, log_retention, f)
+        definition = (
+            resolve.next(request)
+            .next(dump)
+            .next(record)
+            .next(start_verify)
+            .next(retention)
+            .next(outcome)
+        )
+        self.state_machine = _machine(
+            self, "StateMachine", definition, key=key, log_retention=log_retention, fragments=f
+        )
 
 
 class RestoreWorkflow(Construct):
     """Operator restore: validate first, then into a new instance or an existing database."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, res: Resources, key: kms.IKey,
-                 log_retention: logs.RetentionDays) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        res: Resources,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+    ) -> None:
         super().__init__(scope, construct_id)
         f = Fragments(self, res)
-        rejected = sfn.Fail(self, "RequestRejected", error_path=f"{ERROR_PATH}.Error",
-                            cause_path=f"{ERROR_PATH}.Cause")
+        rejected = sfn.Fail(
+            self,
+            "RequestRejected",
+            error_path=f"{ERROR_PATH}.Error",
+            cause_path=f"{ERROR_PATH}.Cause",
+        )
         failed = f.failure("Restore", "restore", "backproof: operator restore failed")
 
         # Validation reads nothing but the request and the store: nothing is touched yet.
-        validate = f.invoke("ValidateRequest", "validate_restore",
-                            {"request": sfn.JsonPath.entire_payload}, result_path="$.plan")
+        validate = f.invoke(
+            "ValidateRequest",
+            "validate_restore",
+            {"request": sfn.JsonPath.entire_payload},
+            result_path="$.plan",
+        )
         validate.add_catch(rejected, result_path=ERROR_PATH)
         resolve = f.resolve_config("ResolveConfig", database_path="$.plan.database")
         resolve.add_catch(rejected, result_path=ERROR_PATH)
         # The plan carries the resolved backup, so instance creation reads it like verify does.
-        adopt = sfn.Pass(self, "AdoptPlan", parameters={
-            "backup_id": sfn.JsonPath.string_at("$.plan.backup.backup_id"),
-            "server_major": sfn.JsonPath.number_at("$.plan.backup.server_major"),
-        }, result_path="$.backup")
-        planned_class = sfn.Pass(self, "UsePlannedClass", input_path="$.plan.instance_class",
-                                 result_path="$.instance_class")
-        configured_class = sfn.Pass(self, "UseConfiguredClass", input_path="$.config.settings.verify_instance_class",
-                                    result_path="$.instance_class")
+        adopt = sfn.Pass(
+            self,
+            "AdoptPlan",
+            parameters={
+                "backup_id": sfn.JsonPath.string_at("$.plan.backup.backup_id"),
+                "server_major": sfn.JsonPath.number_at("$.plan.backup.server_major"),
+            },
+            result_path="$.backup",
+        )
+        planned_class = sfn.Pass(
+            self,
+            "UsePlannedClass",
+            input_path="$.plan.instance_class",
+            result_path="$.instance_class",
+        )
+        configured_class = sfn.Pass(
+            self,
+            "UseConfiguredClass",
+            input_path="$.config.settings.verify_instance_class",
+            result_path="$.instance_class",
+        )
         choose_class = (
             sfn.Choice(self, "ChooseInstanceClass")
             .when(sfn.Condition.is_string("$.plan.instance_class"), planned_class)
@@ -193,55 +317,83 @@ class RestoreWorkflow(Construct):
         )
 
         # -- into a new instance (kept on success, deleted on failure) --
-        delete = f.invoke("DeleteInstance", "delete_instance",
-                          {"instance_id": sfn.JsonPath.string_at("$.instance.instance_id")},
-                          result_path="$.deleted", retry_on=[INSTANCE_BUSY])
-        leaked = f.notify("NotifyInstanceLeaked", "backproof: restore instance not deleted",
-                          message_path="$.delete_error")
+        delete = f.invoke(
+            "DeleteInstance",
+            "delete_instance",
+            {"instance_id": sfn.JsonPath.string_at("$.instance.instance_id")},
+            result_path="$.deleted",
+            retry_on=[INSTANCE_BUSY],
+        )
+        leaked = f.notify(
+            "NotifyInstanceLeaked",
+            "backproof: restore instance not deleted",
+            message_path="$.delete_error",
+        )
         delete.add_catch(leaked, result_path="$.delete_error")
         leaked.add_catch(failed, result_path="$.notify_error")
         delete.next(failed)
         leaked.next(failed)
-        new_request = sfn.Pass(self, "PrepareNewInstanceRequest", parameters={
-            "database": sfn.JsonPath.string_at("$.database"),
-            "backup_id": sfn.JsonPath.string_at("$.backup.backup_id"),
-            "tables": sfn.JsonPath.list_at("$.plan.tables"),
-            "target": {
-                "instance_id": sfn.JsonPath.string_at("$.instance.instance_id"),
-                "host": sfn.JsonPath.string_at("$.instance.endpoint"),
-                "port": sfn.JsonPath.number_at("$.instance.port"),
-                "secret_arn": sfn.JsonPath.string_at("$.instance.secret_arn"),
-                "dbname": sfn.JsonPath.string_at("$.plan.target.dbname"),
+        new_request = sfn.Pass(
+            self,
+            "PrepareNewInstanceRequest",
+            parameters={
+                "database": sfn.JsonPath.string_at("$.database"),
+                "backup_id": sfn.JsonPath.string_at("$.backup.backup_id"),
+                "tables": sfn.JsonPath.list_at("$.plan.tables"),
+                "target": {
+                    "instance_id": sfn.JsonPath.string_at("$.instance.instance_id"),
+                    "host": sfn.JsonPath.string_at("$.instance.endpoint"),
+                    "port": sfn.JsonPath.number_at("$.instance.port"),
+                    "secret_arn": sfn.JsonPath.string_at("$.instance.secret_arn"),
+                    "dbname": sfn.JsonPath.string_at("$.plan.target.dbname"),
+                },
             },
-        }, result_path="$.request")
-        new_restore = f.fargate("RestoreIntoNewInstance", "restore", "$.request", "$.config.settings", "$.restore")
+            result_path="$.request",
+        )
+        new_restore = f.fargate(
+            "RestoreIntoNewInstance", "restore", "$.request", "$.config.settings", "$.restore"
+        )
         new_restore.add_catch(delete, result_path=ERROR_PATH)
         restored_new = sfn.Succeed(self, "RestoredIntoNewInstance")
-        lifecycle = f.create_and_wait("", ephemeral=False, ready=new_request.next(new_restore).next(restored_new),
-                                      delete=delete)
+        lifecycle = f.create_and_wait(
+            "",
+            ephemeral=False,
+            ready=new_request.next(new_restore).next(restored_new),
+            delete=delete,
+        )
         planned_class.next(lifecycle)
         configured_class.next(lifecycle)
         new_instance = choose_class
 
         # -- into an existing configured database (safety backup and confirmation first) --
-        resolve_target = f.resolve_config("ResolveTarget", database_path="$.plan.target.database",
-                                          result_path="$.target_config")
+        resolve_target = f.resolve_config(
+            "ResolveTarget", database_path="$.plan.target.database", result_path="$.target_config"
+        )
         resolve_target.add_catch(rejected, result_path=ERROR_PATH)
-        existing_request = sfn.Pass(self, "PrepareExistingRequest", parameters={
-            "database": sfn.JsonPath.string_at("$.database"),
-            "backup_id": sfn.JsonPath.string_at("$.backup.backup_id"),
-            "tables": sfn.JsonPath.list_at("$.plan.tables"),
-            "target": {
-                "database": sfn.JsonPath.string_at("$.plan.target.database"),
-                "secret_arn": sfn.JsonPath.string_at("$.target_config.settings.secret_arn"),
-                "confirm": sfn.JsonPath.string_at("$.plan.target.confirm"),
+        existing_request = sfn.Pass(
+            self,
+            "PrepareExistingRequest",
+            parameters={
+                "database": sfn.JsonPath.string_at("$.database"),
+                "backup_id": sfn.JsonPath.string_at("$.backup.backup_id"),
+                "tables": sfn.JsonPath.list_at("$.plan.tables"),
+                "target": {
+                    "database": sfn.JsonPath.string_at("$.plan.target.database"),
+                    "secret_arn": sfn.JsonPath.string_at("$.target_config.settings.secret_arn"),
+                    "confirm": sfn.JsonPath.string_at("$.plan.target.confirm"),
+                },
             },
-        }, result_path="$.request")
-        existing_restore = f.fargate("RestoreIntoExisting", "restore", "$.request",
-                                     "$.target_config.settings", "$.restore")
+            result_path="$.request",
+        )
+        existing_restore = f.fargate(
+            "RestoreIntoExisting", "restore", "$.request", "$.target_config.settings", "$.restore"
+        )
         existing_restore.add_catch(failed, result_path=ERROR_PATH)
-        existing = resolve_target.next(existing_request).next(existing_restore).next(
-            sfn.Succeed(self, "RestoredIntoExisting"))
+        existing = (
+            resolve_target.next(existing_request)
+            .next(existing_restore)
+            .next(sfn.Succeed(self, "RestoredIntoExisting"))
+        )
 
         dry_run = sfn.Succeed(self, "DryRunPlanned", output_path="$.plan")
         route = (
@@ -251,27 +403,46 @@ class RestoreWorkflow(Construct):
             .otherwise(existing)
         )
         definition = validate.next(resolve).next(adopt).next(route)
-        self.state_machine = _machine(self, "StateMachine", definition, key, log_retention, f)
+        self.state_machine = _machine(
+            self, "StateMachine", definition, key=key, log_retention=log_retention, fragments=f
+        )
 
 
 class JanitorWorkflow(Construct):
     """Delete temporary instances past their expiry; free slots of finished executions."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, res: Resources, key: kms.IKey,
-                 log_retention: logs.RetentionDays) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        res: Resources,
+        key: kms.IKey,
+        log_retention: logs.RetentionDays,
+    ) -> None:
         super().__init__(scope, construct_id)
         f = Fragments(self, res)
         sweep = f.invoke("Sweep", "janitor", {"dry_run": False}, result_path="$.janitor")
-        failed = sfn.Fail(self, "SweepFailed", error_path=f"{ERROR_PATH}.Error", cause_path=f"{ERROR_PATH}.Cause")
+        failed = sfn.Fail(
+            self, "SweepFailed", error_path=f"{ERROR_PATH}.Error", cause_path=f"{ERROR_PATH}.Cause"
+        )
         notify_failed = f.notify("NotifySweepFailed", "backproof: janitor failed")
         notify_failed.add_catch(failed, result_path="$.notify_error")
         sweep.add_catch(notify_failed.next(failed), result_path=ERROR_PATH)
-        leaked = f.notify("NotifyLeaked", "backproof: leaked temporary instances deleted", message_path="$.janitor")
+        leaked = f.notify(
+            "NotifyLeaked",
+            "backproof: leaked temporary instances deleted",
+            message_path="$.janitor",
+        )
         done = sfn.Succeed(self, "Swept")
         leaked.add_catch(done, result_path="$.notify_error")
         definition = sweep.next(
             sfn.Choice(self, "AnyLeaked")
-            .when(sfn.Condition.number_greater_than("$.janitor.deleted_count", 0), leaked.next(done))
+            .when(
+                sfn.Condition.number_greater_than("$.janitor.deleted_count", 0), leaked.next(done)
+            )
             .otherwise(done)
         )
-        self.state_machine = _machine(self, "StateMachine", definition, key, log_retention)
+        self.state_machine = _machine(
+            self, "StateMachine", definition, key=key, log_retention=log_retention
+        )

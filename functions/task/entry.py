@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlparse
 
 import boto3
 
@@ -39,12 +39,21 @@ class RequestError(ValueError):
     """The request from the workflow is malformed (a bug in the state machine, not data)."""
 
 
+VERIFY_GIVEN = Path(__file__).with_name("verify_given.py")
+
+
 @dataclass
 class Invocation:
-    """The `backproof` arguments and the child's extra environment for one request."""
+    """What to run for one request: arguments, and the child's extra environment.
+
+    `program` is None for the `backproof` command itself.
+    """
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    program: list[str] | None = None
+    # A fresh instance holds only `postgres`; the database to restore into is created first.
+    create_database: str | None = None
 
 
 def _require(request: dict[str, Any], *keys: str) -> None:
@@ -53,8 +62,13 @@ def _require(request: dict[str, Any], *keys: str) -> None:
         raise RequestError(f"request is missing {', '.join(missing)}")
 
 
-def connection(secret: dict[str, Any], *, host: str | None = None, port: int | None = None,
-               dbname: str | None = None) -> tuple[str, str]:
+def connection(
+    secret: dict[str, Any],
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    dbname: str | None = None,
+) -> tuple[str, str]:
     """(URL without password, password) from an RDS-style secret; host/port may override."""
     user = secret.get("username")
     password = secret.get("password")
@@ -63,10 +77,15 @@ def connection(secret: dict[str, Any], *, host: str | None = None, port: int | N
         raise RequestError("connection secret needs username, password and host")
     port = port or int(secret.get("port", 5432))
     dbname = dbname or secret.get("dbname") or "postgres"
-    return f"postgresql://{quote(str(user), safe='')}@{host}:{port}/{quote(str(dbname), safe='')}", str(password)
+    return (
+        f"postgresql://{quote(str(user), safe='')}@{host}:{port}/{quote(str(dbname), safe='')}",
+        str(password),
+    )
 
 
-def build(action: str, request: dict[str, Any], secrets: Any, store: str, kms_key: str | None) -> Invocation:
+def build(
+    action: str, request: dict[str, Any], secrets: Any, store: str, kms_key: str | None
+) -> Invocation:
     """Translate one workflow request into the `backproof` command line."""
     if action not in ACTIONS:
         raise RequestError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
@@ -74,8 +93,17 @@ def build(action: str, request: dict[str, Any], secrets: Any, store: str, kms_ke
     if action == "backup":
         _require(request, "tier", "secret_arn")
         url, password = connection(secrets(request["secret_arn"]))
-        argv = ["backup", "--source-url", url, "--store", store, "--database-name", request["database"],
-                "--tier", request["tier"]]
+        argv = [
+            "backup",
+            "--source-url",
+            url,
+            "--store",
+            store,
+            "--database-name",
+            request["database"],
+            "--tier",
+            request["tier"],
+        ]
         if kms_key:
             argv += ["--kms-key-id", kms_key]
         return Invocation([*argv, "--json"], {"PGPASSWORD": password})
@@ -83,33 +111,68 @@ def build(action: str, request: dict[str, Any], secrets: Any, store: str, kms_ke
     _require(request, "backup_id", "target")
     target = request["target"]
     if "host" in target:  # a temporary instance: RDS keeps only user and password in its secret
-        url, password = connection(secrets(target["secret_arn"]), host=target["host"], port=int(target["port"]),
-                                   dbname=target.get("dbname") or "postgres")
+        url, password = connection(
+            secrets(target["secret_arn"]),
+            host=target["host"],
+            port=int(target["port"]),
+            dbname=target.get("dbname") or "postgres",
+        )
     else:  # an existing configured database
         url, password = connection(secrets(target["secret_arn"]))
     if action == "verify":
-        argv = ["verify", request["backup_id"], "--store", store, "--database-name", request["database"],
-                "--target-url", url]
-        checks = request.get("checks") or {}
-        for assertion in checks.get("assertions", []):
-            argv += ["--assert", assertion]
-        for column, age in (checks.get("freshness") or {}).items():
-            argv += ["--fresh", f"{column}={age}"]
-        return Invocation([*argv, "--json"], {"PGPASSWORD": password})
+        return Invocation(
+            [json.dumps(request)],
+            {"PGPASSWORD": password, "BACKPROOF_TARGET_URL": url},
+            program=[sys.executable, str(VERIFY_GIVEN)],
+        )
 
-    argv = ["restore", request["backup_id"], "--store", store, "--target-url", url]
+    argv = [
+        "restore",
+        request["backup_id"],
+        "--store",
+        store,
+        "--database-name",
+        request["database"],
+        "--target-url",
+        url,
+    ]
     for table in request.get("tables") or []:
         argv += ["--table", table]
     if target.get("confirm"):
-        argv += ["--clean", "--confirm", target["confirm"]]
-    if kms_key:
-        argv += ["--kms-key-id", kms_key]
-    return Invocation([*argv, "--json"], {"PGPASSWORD": password})
+        # The workflow's confirmation names the configured database; the engine wants the
+        # target's own database name typed back, which the secret holds.
+        argv += ["--clean", "--confirm", _dbname(url)]
+    fresh = _dbname(url) if "host" in target else None
+    return Invocation([*argv, "--json"], {"PGPASSWORD": password}, create_database=fresh)
+
+
+def ensure_database(url: str, password: str, dbname: str) -> None:
+    """Create `dbname` on a fresh server (idempotent, so a retried task does not fail)."""
+    import psycopg
+    from backproof.instances import RestoreTarget
+    from backproof.verify import create_database
+
+    parsed = urlparse(url)
+    admin = RestoreTarget(
+        host=parsed.hostname or "",
+        port=parsed.port or 5432,
+        user=unquote(parsed.username or ""),
+        dbname="postgres",
+        password=password,
+    )
+    try:
+        create_database(admin, dbname)
+    except psycopg.errors.DuplicateDatabase:
+        pass
+
+
+def _dbname(url: str) -> str:
+    return unquote(urlparse(url).path.lstrip("/"))
 
 
 def last_json(stdout: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.strip().splitlines()):
-        line = line.strip()
+    for raw in reversed(stdout.strip().splitlines()):
+        line = raw.strip()
         if line.startswith("{"):
             try:
                 value = json.loads(line)
@@ -125,7 +188,11 @@ def outcome(returncode: int, stdout: str, stderr: str) -> tuple[bool, dict[str, 
     if returncode == 0 and result is not None:
         return True, result, ""
     if returncode == 0:
-        return False, "TaskOutputMissing", "backproof exited 0 without a JSON result on its last line"
+        return (
+            False,
+            "TaskOutputMissing",
+            "backproof exited 0 without a JSON result on its last line",
+        )
     error = EXIT_ERRORS.get(returncode, "JobFailed")
     if result and isinstance(result.get("error"), str):
         error = result["error"]
@@ -147,8 +214,13 @@ def run(invocation: Invocation) -> subprocess.CompletedProcess[str]:
     """Run `backproof`, echoing its output to our log; forward SIGTERM so it cleans up."""
     env = {**os.environ, **invocation.env}
     env.pop("BACKPROOF_TASK_TOKEN", None)
-    child = subprocess.Popen([*_cli(), *invocation.argv], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [*_cli(), *invocation.argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
     try:
         stdout, stderr = child.communicate()
@@ -177,15 +249,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if len(args) != 2:
             raise RequestError("usage: entry.py ACTION REQUEST_JSON")
-        invocation = build(args[0], json.loads(args[1]), secret, os.environ["BACKPROOF_STORE"],
-                           os.environ.get("BACKPROOF_KMS_KEY_ID"))
+        invocation = build(
+            args[0],
+            json.loads(args[1]),
+            secret,
+            os.environ["BACKPROOF_STORE"],
+            os.environ.get("BACKPROOF_KMS_KEY_ID"),
+        )
     except (RequestError, json.JSONDecodeError, KeyError) as exc:
         return fail("BadRequest", f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # secret unreadable: report it rather than leave the workflow waiting
         return fail("SecretUnavailable", f"{type(exc).__name__}: {exc}")
 
+    if invocation.create_database:
+        url = invocation.argv[invocation.argv.index("--target-url") + 1]
+        try:
+            ensure_database(url, invocation.env["PGPASSWORD"], invocation.create_database)
+        except Exception as exc:
+            return fail("TargetUnavailable", f"{type(exc).__name__}: {exc}")
+
     stop = threading.Event()
     if sfn:
+
         def beat() -> None:
             while not stop.wait(HEARTBEAT_SECONDS):
                 sfn.send_task_heartbeat(taskToken=token)

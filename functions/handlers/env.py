@@ -1,0 +1,57 @@
+"""Environment read once at cold start and validated; a missing variable fails by name."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+class MissingSetting(RuntimeError):
+    """A required environment variable is missing or malformed (a deployment bug)."""
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise MissingSetting(
+            f"environment variable {name} is not set; the stack sets it on every function"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    store_url: str
+    kms_key_id: str
+    deployment: str
+
+    @classmethod
+    def from_environ(cls) -> Settings:
+        store = _required("BACKPROOF_STORE")
+        if not store.startswith("s3://"):
+            raise MissingSetting(
+                f"environment variable BACKPROOF_STORE must be an s3:// URL, got {store!r}"
+            )
+        return cls(
+            store_url=store,
+            kms_key_id=_required("BACKPROOF_KMS_KEY_ID"),
+            deployment=_required("BACKPROOF_DEPLOYMENT"),
+        )
+
+
+@dataclass(frozen=True)
+class JanitorSettings:
+    slots_table: str
+    slots_key: str
+    databases: tuple[str, ...]
+
+    @classmethod
+    def from_environ(cls) -> JanitorSettings:
+        names = tuple(n for n in _required("BACKPROOF_DATABASES").split(",") if n)
+        return cls(_required("BACKPROOF_SLOTS_TABLE"), _required("BACKPROOF_SLOTS_KEY"), names)
+
+
+@cache
+def settings() -> Settings:
+    return Settings.from_environ()

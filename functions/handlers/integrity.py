@@ -1,0 +1,40 @@
+"""Check a stored backup against its manifest, before any instance is created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backproof.verify import check_integrity
+
+from .env import settings
+from .events import field
+from .observability import logger, tracer
+from .stores import store
+
+SETTINGS = settings()
+# Hash the archive here only when it surely fits the 15-minute Lambda limit (S3 reads at
+# ~100 MB/s leave ample margin); larger archives are hashed by the restore task, which
+# checks size and SHA-256 before it touches the instance.
+LAMBDA_HASH_LIMIT = 20 << 30
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    backups = store()
+    stored = backups.find(field(event, "backup_id"), field(event, "database"))
+    manifest = backups.load_manifest(stored)
+    hashed = manifest.archive.size <= LAMBDA_HASH_LIMIT
+    if hashed:
+        manifest = check_integrity(backups, stored)
+    logger.info(
+        "integrity checked", extra={"backup_id": stored.backup_id, "sha256_checked": hashed}
+    )
+    return {
+        "backup_id": stored.backup_id,
+        "database": stored.database,
+        "tier": manifest.tier,
+        "server_major": manifest.server_major,
+        "size": manifest.archive.size,
+        "sha256_checked": hashed,
+    }

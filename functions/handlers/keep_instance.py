@@ -1,0 +1,27 @@
+"""After a successful operator restore into a new instance: take it off the janitor's list."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from backproof.instances.rds import EPHEMERAL_TAG, EXPIRES_TAG
+
+from .aws import keep_instance
+from .events import field
+from .observability import logger, tracer
+
+
+@cache
+def rds() -> Any:
+    return boto3.client("rds")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    identifier = field(event, "instance_id")
+    arn = keep_instance(rds(), identifier, [EPHEMERAL_TAG, EXPIRES_TAG])
+    logger.info("instance kept", extra={"instance_id": identifier})
+    return {"instance_id": identifier, "instance_arn": arn, "kept": True}

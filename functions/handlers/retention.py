@@ -1,0 +1,32 @@
+"""Apply grandfather-father-son retention to one database after a backup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backproof.retention import DEFAULT_KEEP, RetentionPolicy, apply_retention
+
+from .env import settings
+from .events import field
+from .observability import logger, metrics, tracer
+from .stores import store
+
+SETTINGS = settings()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    database = field(event, "database")
+    keep = {**DEFAULT_KEEP, **{t: int(n) for t, n in field(event, "retention", dict).items()}}
+    plan = apply_retention(store(), RetentionPolicy(keep=keep), database=database, dry_run=False)
+    metrics.add_dimension(name="database", value=database)
+    metrics.add_metric(name="BackupsDeleted", unit="Count", value=len(plan.deleted))
+    metrics.add_metric(name="RetentionDeleteFailures", unit="Count", value=len(plan.failed))
+    result = plan.to_dict()
+    logger.info(
+        "retention applied",
+        extra={"database": database, "deleted": len(plan.deleted), "failed": len(plan.failed)},
+    )
+    return result
