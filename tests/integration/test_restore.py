@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg
 import pytest
-
 from backproof.cli import main
 from backproof.store import BackupStore
 
@@ -76,7 +75,7 @@ def test_full_restore_into_empty_database_checks_out(
     isolated_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source_db.execute(SHOP)
-    _, result = take_backup(source_db, s3_store)
+    take_backup(source_db, s3_store)
     code, out = restore(s3_store, "latest", target_db, capsys)
     assert out is not None and out["failed_checks"] == [] and code == 0
     assert scalar(target_db, "SELECT count(*) FROM sales.orders") == 2000
@@ -128,7 +127,7 @@ def test_corrupt_backup_is_refused_before_the_target_is_touched(
     source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source_db.execute(SHOP)
-    store, result = take_backup(source_db, s3_store)
+    _, result = take_backup(source_db, s3_store)
     key = result.manifest.archive.key
     body = s3_store.s3.get_object(Bucket=s3_store.bucket, Key=key)["Body"].read()
     s3_store.s3.put_object(Bucket=s3_store.bucket, Key=key, Body=body[:-1] + b"\0",

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from backproof.backup import BackupRequest, BackupResult, run_backup
 from backproof.source import SourceSpec
 from backproof.store import BackupStore
@@ -40,7 +39,8 @@ def isolated_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def processes_mentioning(text: str) -> list[str]:
     found = []
-    for pid in os.listdir("/proc"):
+    for entry in Path("/proc").iterdir():
+        pid = entry.name
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:

@@ -53,8 +53,8 @@ class CheckResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
-        return cls(**{k: data.get(k) for k in ("check", "subject", "expected", "found", "verdict")},
-                   detail=str(data.get("detail", "")))
+        return cls(str(data["check"]), str(data["subject"]), data.get("expected"),
+                   data.get("found"), str(data["verdict"]), str(data.get("detail", "")))
 
 
 def compare(check: str, subject: str, expected: Any, found: Any, detail: str = "") -> CheckResult:
@@ -193,7 +193,8 @@ def load_checks_file(path: Path) -> OperatorChecks:
 # -- the comparison ---------------------------------------------------------------------------
 _INVALID_INDEXES_SQL = """
 SELECT n.nspname, c.relname
-FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE NOT (i.indisvalid AND i.indisready AND i.indislive)
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
 ORDER BY 1, 2
@@ -330,7 +331,8 @@ def _compare_sequences(
         if got is None:
             results.append(CheckResult("sequence", subject, seq.last_value, None, FAIL, "missing"))
             continue
-        ok = seq.last_value is None or (got.last_value is not None and got.last_value >= seq.last_value)
+        ok = seq.last_value is None or (
+            got.last_value is not None and got.last_value >= seq.last_value)
         results.append(CheckResult(
             "sequence", subject, f">= {seq.last_value}" if seq.last_value is not None else "any",
             got.last_value, PASS if ok else FAIL,
@@ -413,7 +415,9 @@ def resolve_table(manifest: Manifest, table: str, schema: str | None) -> tuple[s
     return matches[0] if len(matches) == 1 else None
 
 
-def run_freshness(manifest: Manifest, conn: psycopg.Connection[Any], fresh: Freshness) -> CheckResult:
+def run_freshness(
+    manifest: Manifest, conn: psycopg.Connection[Any], fresh: Freshness
+) -> CheckResult:
     snapshot = manifest.snapshot_time
     limit = f"newest >= {(snapshot - fresh.max_age).isoformat()}"
     located = resolve_table(manifest, fresh.table, fresh.schema)

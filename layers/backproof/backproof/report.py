@@ -176,7 +176,8 @@ def render_report(report: VerificationReport, console: Console) -> None:
     if report.error:
         console.print(Text(f"error: {report.error}", style="bold red"))
     if report.timings:
-        steps = "  ".join(f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in report.timings.items())
+        steps = "  ".join(f"{k.removesuffix('_seconds')} {v:.1f}s"
+                          for k, v in report.timings.items())
         console.print(f"timings: {steps}")
     if report.instance:
         inst = report.instance

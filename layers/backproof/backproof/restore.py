@@ -124,7 +124,8 @@ def classify_message(context: list[str], lines: list[str]) -> RestoreMessage:
         return RestoreMessage(text, "info", False, "progress information", toc)
     if head.startswith("pg_restore: warning: errors ignored on restore:"):
         return RestoreMessage(text, "warning", False,
-                              "summary of the errors listed above (each classified on its own)", toc)
+                              "summary of the errors listed above (each classified on its own)",
+                              toc)
     severity = "warning" if head.startswith("pg_restore: warning:") else "error"
     command = body.split("Command was:", 1)[1] if "Command was:" in body else ""
     for rule in HARMLESS_RULES:
@@ -170,8 +171,8 @@ class PgRestore:
         parallel workers included, is killed before the exception goes on."""
         started = time.monotonic()
         proc = subprocess.Popen(
-            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.target.child_env(),
-            start_new_session=True, text=True, errors="replace",
+            self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=self.target.child_env(), start_new_session=True, text=True, errors="replace",
         )
         lines: list[str] = []
         reader = threading.Thread(target=_drain, args=(proc, lines, on_line), daemon=True)
@@ -190,9 +191,9 @@ class PgRestore:
         )
 
 
-def _drain(proc: subprocess.Popen[str], lines: list[str], on_line: Callable[[str], None] | None) -> None:
-    assert proc.stderr is not None
-    for line in proc.stderr:
+def _drain(proc: subprocess.Popen[str], lines: list[str],
+           on_line: Callable[[str], None] | None) -> None:
+    for line in proc.stderr or ():
         lines.append(line)
         if on_line:
             on_line(line.rstrip("\n"))
@@ -285,7 +286,8 @@ def entry_sql(program: PgProgram, archive: Path, entries: Iterable[TocEntry]) ->
         list_path = Path(fh.name)
     try:
         script = subprocess.run(
-            [str(program.path), "--schema-only", f"--use-list={list_path}", "--file=-", str(archive)],
+            [str(program.path), "--schema-only", f"--use-list={list_path}", "--file=-",
+             str(archive)],
             capture_output=True, text=True, check=False,
         ).stdout
     finally:
@@ -302,39 +304,37 @@ def quote_ident_like_pg_dump(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _qualified_name_pattern(tables: set[tuple[str, str]]) -> re.Pattern[str]:
+    """Matches `schema.table` as pg_dump prints it (quoted only when needed) in SQL text."""
+    names = []
+    for schema, name in tables:
+        for q_schema in {quote_ident_like_pg_dump(schema), f'"{schema}"'}:
+            names += [f"{q_schema}.{q}" for q in {quote_ident_like_pg_dump(name), f'"{name}"'}]
+    return re.compile(r"(?<![\w\"])(" + "|".join(re.escape(n) for n in names) + r")(?![\w\"])")
+
+
+def _object_name(entry: TocEntry) -> tuple[str, str]:
+    return entry.schema, entry.tag.split(" ", 1)[0] if entry.tag else ""
+
+
 def select_table_entries(program: PgProgram, archive: Path,
                          tables: set[tuple[str, str]]) -> list[str]:
     """TOC lines restoring the given tables with their data, indexes, constraints, defaults,
     triggers and owned sequences, and nothing else."""
     entries = [e for e in (parse_toc_line(x) for x in archive_toc(program, archive)) if e]
-    chosen: list[TocEntry] = []
-    maybe: list[TocEntry] = []
-    for e in entries:
-        first = e.tag.split(" ", 1)[0] if e.tag else ""
-        if e.desc in _TABLE_SCOPED and (e.schema, first) in tables:
-            chosen.append(e)
-        elif e.desc in _TABLE_SQL_SCOPED:
-            maybe.append(e)
-    names: list[str] = []
-    for schema, name in tables:
-        for q_schema in {quote_ident_like_pg_dump(schema), f'"{schema}"'}:
-            for q_name in {quote_ident_like_pg_dump(name), f'"{name}"'}:
-                names.append(f"{q_schema}.{q_name}")
-    pattern = re.compile(r"(?<![\w\"])(" + "|".join(re.escape(n) for n in names) + r")(?![\w\"])")
-    bodies = entry_sql(program, archive, [e for e in maybe if e.desc != "SEQUENCE SET"])
+    keep = {e.dump_id for e in entries if e.desc in _TABLE_SCOPED and _object_name(e) in tables}
+    # Indexes, sequences and comments do not name their table in the TOC: read their SQL.
+    maybe = [e for e in entries if e.desc in _TABLE_SQL_SCOPED and e.desc != "SEQUENCE SET"]
+    pattern = _qualified_name_pattern(tables)
     sequences = set()
+    for dump_id, body in entry_sql(program, archive, maybe).items():
+        if pattern.search(body):
+            keep.add(dump_id)
     for e in maybe:
-        body = bodies.get(e.dump_id, "")
-        if e.desc != "SEQUENCE SET" and pattern.search(body):
-            chosen.append(e)
-            if e.desc in ("SEQUENCE", "SEQUENCE OWNED BY"):
-                sequences.add((e.schema, e.tag.split(" ", 1)[0]))
-    for e in maybe:
-        if e.desc == "SEQUENCE" and (e.schema, e.tag.split(" ", 1)[0]) in sequences:
-            chosen.append(e)
-        if e.desc == "SEQUENCE SET" and (e.schema, e.tag.split(" ", 1)[0]) in sequences:
-            chosen.append(e)
-    keep = {e.dump_id for e in chosen}
+        if e.dump_id in keep and e.desc in ("SEQUENCE", "SEQUENCE OWNED BY"):
+            sequences.add(_object_name(e))
+    keep |= {e.dump_id for e in entries
+             if e.desc in ("SEQUENCE", "SEQUENCE SET") and _object_name(e) in sequences}
     return [e.line for e in entries if e.dump_id in keep]
 
 
@@ -497,7 +497,7 @@ def restore_backup(store: Any, req: RestoreRequest,
                                                                 set(selected))) + "\n")
         params = target.params
         rt = RestoreTarget(host=str(params.get("host") or os.environ.get("PGHOST", "localhost")),
-                           port=int(params.get("port") or os.environ.get("PGPORT", 5432)),
+                           port=int(params.get("port") or os.environ.get("PGPORT") or 5432),
                            user=str(params.get("user") or os.environ.get("PGUSER", "postgres")),
                            dbname=target.dbname, password=params.get("password") or
                            os.environ.get("PGPASSWORD"), sslmode=params.get("sslmode"))

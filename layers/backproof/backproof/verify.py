@@ -32,7 +32,7 @@ from psycopg import sql
 
 from .checks import FAIL, PASS, WARN, CheckResult, OperatorChecks, run_checks
 from .compression import decompress_stream
-from .errors import BackproofError, Interrupted, IntegrityError, JobFailed
+from .errors import BackproofError, IntegrityError, Interrupted, JobFailed
 from .instances import INSTANCE_KINDS, Instance, RestoreTarget, open_instance
 from .manifest import Manifest
 from .report import VerificationReport, render_report, write_report
@@ -162,7 +162,8 @@ def check_integrity(
     store: Any, stored: Any, *, archive_path: Path | None = None, progress: ProgressFn = _quiet,
 ) -> Manifest:
     """Manifest, size, streamed SHA-256 and encryption; raises IntegrityFailure on any mismatch."""
-    manifest, results = integrity_checks(store, stored, archive_path=archive_path, progress=progress)
+    manifest, results = integrity_checks(store, stored, archive_path=archive_path,
+                                         progress=progress)
     failed = [r for r in results if r.failed]
     if failed or manifest is None:
         names = ", ".join(f"{r.check} (expected {r.expected}, found {r.found})" for r in failed)
@@ -174,7 +175,7 @@ def check_integrity(
 # -- 2./3. tools, instance, restore ------------------------------------------------------------
 def dump_major(manifest: Manifest) -> int:
     version = str(manifest.tools.get("pg_dump", {}).get("version") or manifest.server_major)
-    return int(version.split(".")[0])
+    return int(version.split(".", maxsplit=1)[0])
 
 
 def select_pg_restore(manifest: Manifest, extra_dirs: list[Path] | None = None) -> PgProgram:
@@ -283,7 +284,8 @@ def verify_backup(
             report.snapshot_taken_at = str(manifest.snapshot.get("taken_at"))
             _use_manifest_key(store, manifest)
         if manifest is not None and chosen is not None and not report.failures:
-            _restore_and_check(manifest, archive, report, opts, chosen, progress)
+            _restore_and_check(manifest, archive, report, opts=opts, chosen=chosen,
+                                   progress=progress)
     report.timings["total_seconds"] = round(time.monotonic() - started, 3)
     report.finish()
     if opts.write:
@@ -336,7 +338,7 @@ def _record_error(report: VerificationReport, where: str, exc: BaseException) ->
 
 
 def _restore_and_check(
-    manifest: Manifest, archive: Path, report: VerificationReport,
+    manifest: Manifest, archive: Path, report: VerificationReport, *,
     opts: VerifyOptions, chosen: tuple[PgProgram, Instance], progress: ProgressFn,
 ) -> None:
     pg_restore, instance = chosen
