@@ -124,12 +124,18 @@ class DumpRestoreCompute(Construct):
                 resources=[bucket.arn_for_objects("backups/*")],
             )
         )
+        # ListBucket: find backups; GetEncryptionConfiguration: a safety backup before an
+        # operator restore writes with the bucket's default key.
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn])
+            iam.PolicyStatement(
+                actions=["s3:ListBucket", "s3:GetEncryptionConfiguration"],
+                resources=[bucket.bucket_arn],
+            )
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]
+                actions=["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"],
+                resources=[key.key_arn],
             )
         )
         # The configured source connection secrets, and the master secrets RDS manages for

@@ -268,7 +268,7 @@ class Fragments:
         )
 
     def create_and_wait(
-        self, prefix: str, ephemeral: bool, ready: sfn.IChainable, delete: sfn.IChainable
+        self, prefix: str, ready: sfn.IChainable, delete: sfn.IChainable
     ) -> sfn.IChainable:
         """Name, create and poll a new instance; `ready` runs once it is available.
 
@@ -295,7 +295,6 @@ class Fragments:
                 "security_group_id": sfn.JsonPath.string_at(
                     "$.config.settings.instance_security_group_id"
                 ),
-                "ephemeral": ephemeral,
                 "execution": sfn.JsonPath.execution_id,
             },
             result_path="$.instance",

@@ -25,8 +25,9 @@ DEFAULT_LAYER_DIR = REPO_ROOT / "layers" / "build" / "layer"
 METRICS_NAMESPACE = "Backproof"
 # The Lambda runtime; layers/build.py fetches wheels for this Python and arm64.
 LAMBDA_PYTHON = "3.14"
-# Tag on every instance backproof creates; deletion is only allowed where it is present.
-MANAGED_TAG = "backproof:managed"
+# The engine tags every instance it creates with this (backproof.instances.rds.EPHEMERAL_TAG);
+# creation must carry it and deletion is only allowed where it is present.
+MANAGED_TAG = "backproof:ephemeral"
 INSTANCE_PREFIX = "bp-"
 SLOTS_KEY = "verify-slots"
 
@@ -61,6 +62,11 @@ SPECS = {
         "Check a stored backup against its manifest",
         Duration.minutes(15),
         1769,
+    ),
+    "keep_instance": FunctionSpec(
+        "handlers.keep_instance.handler",
+        "Hand a restored instance over to the operator",
+        Duration.minutes(1),
     ),
     "create_instance": FunctionSpec(
         "handlers.create_instance.handler", "Create a temporary RDS instance", Duration.minutes(1)
@@ -206,11 +212,17 @@ class Functions(Construct):
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
             iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]),
         ]
-        for name in ("integrity", "validate_restore", "retention"):
+        for name in ("integrity", "validate_restore", "retention", "janitor"):
             for statement in read_backups:
                 fn[name].add_to_role_policy(statement)
         fn["retention"].add_to_role_policy(
             iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[backups])
+        )
+        # Retention also decides about uploads still in progress (never deletes recent ones).
+        fn["retention"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucketMultipartUploads"], resources=[bucket.bucket_arn]
+            )
         )
 
         def rds_arn(resource: str, name: str) -> str:
@@ -253,7 +265,14 @@ class Functions(Construct):
                 actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[key.key_arn]
             )
         )
-        for name in ("describe_instance", "delete_instance", "janitor"):
+        fn["keep_instance"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["rds:RemoveTagsFromResource"],
+                resources=[managed_db],
+                conditions={"StringEquals": {f"rds:db-tag/{MANAGED_TAG}": "true"}},
+            )
+        )
+        for name in ("describe_instance", "delete_instance", "janitor", "keep_instance"):
             fn[name].add_to_role_policy(
                 iam.PolicyStatement(
                     actions=["rds:DescribeDBInstances", "rds:ListTagsForResource"],

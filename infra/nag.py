@@ -118,14 +118,14 @@ def acknowledge(
             "Lambda names a log stream per execution environment; the log group is this "
             "function's own.",
         )
-        if name in ("integrity", "validate_restore", "retention"):
+        if name in ("integrity", "validate_restore", "retention", "janitor"):
             _wild(policy, backups, objects)
     create = _policy(functions["create_instance"].role)  # type: ignore[arg-type]
     _wild(
         create,
         ARN.format(service="rds", rest="db:bp-*"),
         "Temporary instance names are chosen per execution (bp-<uuid>); creation also requires the "
-        "backproof:managed request tag.",
+        "backproof:ephemeral request tag.",
     )
     _wild(
         create,
@@ -145,7 +145,7 @@ def acknowledge(
         "With ManageMasterUserPassword RDS creates the master secret (rds!db-<uuid>) with the "
         "caller's rights.",
     )
-    for name in ("describe_instance", "delete_instance", "janitor"):
+    for name in ("describe_instance", "delete_instance", "janitor", "keep_instance"):
         policy = _policy(functions[name].role)  # type: ignore[arg-type]
         _wild(
             policy,
@@ -156,7 +156,7 @@ def acknowledge(
             _wild(
                 policy,
                 ARN.format(service="rds", rest="db:bp-*"),
-                "Deletes only instances named bp-* that carry the backproof:managed tag "
+                "Deletes (or untags) only bp-* instances carrying the backproof:ephemeral tag "
                 "(statement condition).",
             )
     _wild(
@@ -178,6 +178,7 @@ def acknowledge(
         "backup": ["record", "retention"],
         "restore": [
             "validate_restore",
+            "keep_instance",
             "create_instance",
             "describe_instance",
             "delete_instance",

@@ -135,9 +135,7 @@ class VerifyWorkflow(Construct):
             "RestoreAndCheck", "verify", "$.request", "$.config.settings", "$.verification"
         )
         restore.add_catch(delete, result_path=ERROR_PATH)
-        lifecycle = f.create_and_wait(
-            "", ephemeral=True, ready=request.next(restore).next(delete), delete=delete
-        )
+        lifecycle = f.create_and_wait("", ready=request.next(restore).next(delete), delete=delete)
 
         record = f.invoke(
             "RecordVerification",
@@ -354,11 +352,32 @@ class RestoreWorkflow(Construct):
             "RestoreIntoNewInstance", "restore", "$.request", "$.config.settings", "$.restore"
         )
         new_restore.add_catch(delete, result_path=ERROR_PATH)
+        # Hand-over: the restored instance is the operator's now, so the janitor must not
+        # delete it. If untagging fails, say so loudly: the data is there, the tag must go.
+        keep = f.invoke(
+            "KeepInstance",
+            "keep_instance",
+            {"instance_id": sfn.JsonPath.string_at("$.instance.instance_id")},
+            result_path="$.kept",
+        )
+        keep_failed = f.notify(
+            "NotifyKeepFailed",
+            "backproof: restored instance still tagged for deletion",
+            message_path="$.keep_error",
+        )
+        keep_failed_end = sfn.Fail(
+            self,
+            "RestoredButStillEphemeral",
+            error="KeepInstanceFailed",
+            cause="restore succeeded; remove tag backproof:ephemeral from the instance or the "
+            "janitor deletes it at its expiry",
+        )
+        keep_failed.add_catch(keep_failed_end, result_path="$.notify_error")
+        keep.add_catch(keep_failed.next(keep_failed_end), result_path="$.keep_error")
         restored_new = sfn.Succeed(self, "RestoredIntoNewInstance")
         lifecycle = f.create_and_wait(
             "",
-            ephemeral=False,
-            ready=new_request.next(new_restore).next(restored_new),
+            ready=new_request.next(new_restore).next(keep).next(restored_new),
             delete=delete,
         )
         planned_class.next(lifecycle)
