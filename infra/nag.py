@@ -109,7 +109,8 @@ def acknowledge(
         _wild(
             policy,
             "*",
-            "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
+            "Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no "
+            "resource-level permissions, so Resource must be *.",
         )
         logs = fn.node.scope.node.find_child(f"{fn.node.id}Logs")  # type: ignore[union-attr]
         _wild(

@@ -95,6 +95,7 @@ class VerifyWorkflow(Construct):
         outcome = sfn.Choice(self, "VerificationOutcome")
         release.add_catch(outcome, errors=[SLOT_TAKEN], result_path="$.release_error")
         release.add_catch(outcome, result_path="$.release_error")
+        release.next(outcome)
         delete = f.invoke(
             "DeleteInstance",
             "delete_instance",

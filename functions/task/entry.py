@@ -19,6 +19,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,61 +233,80 @@ def run(invocation: Invocation) -> subprocess.CompletedProcess[str]:
     return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    token = os.environ.get("BACKPROOF_TASK_TOKEN")
-    sfn = boto3.client("stepfunctions") if token else None
+class Workflow:
+    """The Step Functions task this run reports to (nothing to report to without a token)."""
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+        self.client = boto3.client("stepfunctions") if token else None
+
+    def fail(self, error: str, cause: str) -> int:
+        print(json.dumps({"error": error, "cause": cause}), file=sys.stderr)
+        if self.client:
+            self.client.send_task_failure(
+                taskToken=self.token, error=error[:MAX_ERROR], cause=cause[:MAX_CAUSE]
+            )
+        return 1
+
+    def succeed(self, output: dict[str, Any]) -> int:
+        if self.client:
+            self.client.send_task_success(taskToken=self.token, output=json.dumps(output))
+        return 0
+
+    @contextmanager
+    def heartbeats(self) -> Iterator[None]:
+        """Tell the workflow every minute that the task is alive (its HeartbeatSeconds is 600)."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                self.client.send_task_heartbeat(taskToken=self.token)  # type: ignore[union-attr]
+
+        if self.client:
+            threading.Thread(target=beat, daemon=True).start()
+        try:
+            yield
+        finally:
+            stop.set()
+
+
+def prepare(args: list[str]) -> Invocation:
+    if len(args) != 2:
+        raise RequestError("usage: entry.py ACTION REQUEST_JSON")
     secrets_client = boto3.client("secretsmanager")
 
     def secret(arn: str) -> dict[str, Any]:
         return json.loads(secrets_client.get_secret_value(SecretId=arn)["SecretString"])
 
-    def fail(error: str, cause: str) -> int:
-        print(json.dumps({"error": error, "cause": cause}), file=sys.stderr)
-        if sfn:
-            sfn.send_task_failure(taskToken=token, error=error[:MAX_ERROR], cause=cause[:MAX_CAUSE])
-        return 1
+    return build(
+        args[0],
+        json.loads(args[1]),
+        secret,
+        os.environ["BACKPROOF_STORE"],
+        os.environ.get("BACKPROOF_KMS_KEY_ID"),
+    )
 
+
+def main(argv: list[str] | None = None) -> int:
+    workflow = Workflow(os.environ.get("BACKPROOF_TASK_TOKEN"))
     try:
-        if len(args) != 2:
-            raise RequestError("usage: entry.py ACTION REQUEST_JSON")
-        invocation = build(
-            args[0],
-            json.loads(args[1]),
-            secret,
-            os.environ["BACKPROOF_STORE"],
-            os.environ.get("BACKPROOF_KMS_KEY_ID"),
-        )
+        invocation = prepare(sys.argv[1:] if argv is None else argv)
     except (RequestError, json.JSONDecodeError, KeyError) as exc:
-        return fail("BadRequest", f"{type(exc).__name__}: {exc}")
+        return workflow.fail("BadRequest", f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # secret unreadable: report it rather than leave the workflow waiting
-        return fail("SecretUnavailable", f"{type(exc).__name__}: {exc}")
-
+        return workflow.fail("SecretUnavailable", f"{type(exc).__name__}: {exc}")
     if invocation.create_database:
         url = invocation.argv[invocation.argv.index("--target-url") + 1]
         try:
             ensure_database(url, invocation.env["PGPASSWORD"], invocation.create_database)
         except Exception as exc:
-            return fail("TargetUnavailable", f"{type(exc).__name__}: {exc}")
-
-    stop = threading.Event()
-    if sfn:
-
-        def beat() -> None:
-            while not stop.wait(HEARTBEAT_SECONDS):
-                sfn.send_task_heartbeat(taskToken=token)
-
-        threading.Thread(target=beat, daemon=True).start()
-    try:
+            return workflow.fail("TargetUnavailable", f"{type(exc).__name__}: {exc}")
+    with workflow.heartbeats():
         finished = run(invocation)
-    finally:
-        stop.set()
     ok, payload, cause = outcome(finished.returncode, finished.stdout, finished.stderr)
     if not ok:
-        return fail(str(payload), cause)
-    if sfn:
-        sfn.send_task_success(taskToken=token, output=json.dumps(payload))
-    return 0
+        return workflow.fail(str(payload), cause)
+    return workflow.succeed(payload)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,116 @@
+"""The configuration in cdk.json is validated at synth: mistakes name the database and field."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError, load
+
+from .conftest import cdk_context, synthesize
+
+
+def example() -> dict[str, Any]:
+    return copy.deepcopy(cdk_context()["backproof"])
+
+
+def test_example_configuration_is_valid() -> None:
+    config = load(example())
+    assert [db.name for db in config.databases] == ["orders"]
+    assert set(config.databases[0].schedules) == {"daily", "weekly", "monthly"}
+
+
+def _break(path: list[Any], value: Any) -> dict[str, Any]:
+    raw = example()
+    node: Any = raw
+    for step in path[:-1]:
+        node = node[step]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ["databases", 0, "secret_arn"],
+            KeyError,
+            "database 'orders': field 'secret_arn' is missing",
+        ),
+        (
+            ["databases", 0, "secret_arn"],
+            "orders-secret",
+            "field 'secret_arn' has an invalid value",
+        ),
+        (["databases", 0, "subnet_ids"], ["subnet-0a1b2c3d4e5f60718"], "field 'subnet_ids' needs"),
+        (
+            ["databases", 0, "schedules", "daily", "cron"],
+            "0 2 * * *",
+            "schedules.daily: field 'cron'",
+        ),
+        (["databases", 0, "schedules", "daily", "time_zone"], "Mars/Olympus", "field 'time_zone'"),
+        (
+            ["databases", 0, "schedules", "hourly"],
+            {"cron": "cron(0 * * * ? *)"},
+            "'schedules.hourly'",
+        ),
+        (["databases", 0, "retention", "weekly"], KeyError, "field 'retention.weekly' is missing"),
+        (
+            ["databases", 0, "retention", "daily"],
+            0,
+            "field 'retention.daily' must be a whole number",
+        ),
+        (["databases", 0, "task_memory_mib"], 1024, "field 'task_memory_mib' 1024 is not valid"),
+        (["databases", 0, "verify_instance_class"], "t4g.medium", "field 'verify_instance_class'"),
+        (["databases", 0, "checks", "freshness"], {"orders.created_at": "26h"}, "must name schema"),
+        (["databases", 0, "retention_days"], 7, "field 'retention_days' is not a known field"),
+        (["databases", 0, "name"], "Orders DB", "field 'name' has an invalid value"),
+        (["max_concurrent_verifications"], 0, "deployment: field 'max_concurrent_verifications'"),
+        (["databases"], [], "field 'databases' must list at least one database"),
+    ],
+)
+def test_a_wrong_or_missing_field_is_named(path: list[Any], value: Any, message: str) -> None:
+    # Given the example configuration with one field broken
+    raw = _break(path, value)
+    # When it is validated, Then the error names the database and the field
+    with pytest.raises(ConfigError) as caught:
+        load(raw)
+    assert message in str(caught.value)
+
+
+def test_duplicate_database_names_are_refused() -> None:
+    raw = example()
+    raw["databases"].append(copy.deepcopy(raw["databases"][0]))
+    with pytest.raises(
+        ConfigError, match="database 'orders': field 'name' is used by more than one"
+    ):
+        load(raw)
+
+
+def test_endpoints_need_route_tables() -> None:
+    raw = _break(["databases", 0, "route_table_ids"], KeyError)
+    raw["vpc_endpoints"] = True
+    with pytest.raises(ConfigError, match="'route_table_ids' is needed when vpc_endpoints is on"):
+        load(raw)
+
+
+def test_configuration_may_live_in_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "backproof.json"
+    path.write_text(json.dumps(example()))
+    assert load(str(path)).deployment == "prod"
+
+
+def test_synth_fails_on_a_bad_configuration(placeholder_layer: Path, tmp_path: Path) -> None:
+    # Given cdk.json context whose database lacks its connection secret
+    context = cdk_context()
+    del context["backproof"]["databases"][0]["secret_arn"]
+    # When the app is synthesized, Then synth stops with the field's name
+    with pytest.raises(ConfigError, match="database 'orders': field 'secret_arn' is missing"):
+        synthesize(context, placeholder_layer, tmp_path)

@@ -1,0 +1,315 @@
+"""What each construct promises, asserted on the synthesized template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from .conftest import Synth
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def _statements(policy_document: dict[str, Any]) -> list[dict[str, Any]]:
+    return policy_document.get("Statement", [])
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# -- storage -----------------------------------------------------------------------------------
+def test_the_key_rotates(synth: Synth) -> None:
+    synth.assertions.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_backup_bucket_is_private_versioned_and_kms_encrypted(synth: Synth) -> None:
+    synth.assertions.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {
+                        "BucketKeyEnabled": True,
+                        "ServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": Match.any_value(),
+                        },
+                    }
+                ]
+            },
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "LoggingConfiguration": {
+                "DestinationBucketName": Match.any_value(),
+                "LogFilePrefix": "backups/",
+            },
+        },
+    )
+
+
+def test_older_tiers_move_to_colder_storage(synth: Synth) -> None:
+    bucket = next(
+        b
+        for b in resources(synth.template, "AWS::S3::Bucket").values()
+        if "LoggingConfiguration" in b["Properties"]
+    )
+    rules = {r["Id"]: r for r in bucket["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["colder-monthly"]["TagFilters"] == [{"Key": "backproof:tier", "Value": "monthly"}]
+    assert rules["colder-monthly"]["Transitions"][0]["StorageClass"] == "GLACIER_IR"
+    assert (
+        rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+        == 1
+    )
+
+
+def test_bucket_policy_denies_plain_http_and_unencrypted_puts(synth: Synth) -> None:
+    policies = resources(synth.template, "AWS::S3::BucketPolicy")
+    backups = [p for p in policies.values() if "Backups" in p["Properties"]["Bucket"]["Ref"]]
+    assert len(backups) == 1
+    statements = _statements(backups[0]["Properties"]["PolicyDocument"])
+    denies = [s for s in statements if s["Effect"] == "Deny"]
+    tls = [
+        s
+        for s in denies
+        if s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+    ]
+    assert tls and all(s["Principal"] == {"AWS": "*"} for s in tls)
+    assert "s3:*" in _as_list(tls[0]["Action"])
+    unencrypted = [s for s in denies if "s3:PutObject" in _as_list(s["Action"])]
+    assert unencrypted[0]["Condition"] == {
+        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}
+    }
+
+
+def test_object_lock_is_optional(synth: Synth, synth_two: Synth) -> None:
+    for bucket in resources(synth.template, "AWS::S3::Bucket").values():
+        assert not bucket["Properties"].get("ObjectLockEnabled")
+    synth_two.assertions.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "ObjectLockEnabled": True,
+            "ObjectLockConfiguration": {
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 30}},
+            },
+        },
+    )
+
+
+# -- least privilege ---------------------------------------------------------------------------
+def _function_roles(template: dict[str, Any]) -> set[str]:
+    return {
+        fn["Properties"]["Role"]["Fn::GetAtt"][0]
+        for fn in resources(template, "AWS::Lambda::Function").values()
+    }
+
+
+def test_no_function_role_allows_a_wildcard_action(synth: Synth) -> None:
+    roles = _function_roles(synth.template)
+    assert len(roles) == len(resources(synth.template, "AWS::Lambda::Function"))  # one role each
+    checked = 0
+    for policy in resources(synth.template, "AWS::IAM::Policy").values():
+        attached = {r["Ref"] for r in policy["Properties"]["Roles"]}
+        if not attached & roles:
+            continue
+        for statement in _statements(policy["Properties"]["PolicyDocument"]):
+            for action in _as_list(statement["Action"]):
+                checked += 1
+                assert "*" not in action, f"{attached}: wildcard action {action}"
+    for role_id in roles:
+        role = synth.template["Resources"][role_id]["Properties"]
+        assert not role.get("ManagedPolicyArns"), f"{role_id} uses a managed policy"
+    assert checked > 20
+
+
+def test_instance_deletion_is_limited_to_tagged_backproof_instances(synth: Synth) -> None:
+    synth.assertions.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": "rds:DeleteDBInstance",
+                                "Condition": {
+                                    "StringEquals": {"rds:db-tag/backproof:ephemeral": "true"}
+                                },
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_task_reads_only_the_configured_source_secrets(synth: Synth) -> None:
+    task_role = next(
+        k
+        for k, v in resources(synth.template, "AWS::IAM::Role").items()
+        if "ComputeTaskTaskRole" in k
+    )
+    policy = next(
+        p
+        for p in resources(synth.template, "AWS::IAM::Policy").values()
+        if {"Ref": task_role} in p["Properties"]["Roles"]
+    )
+    reads = [
+        s
+        for s in _statements(policy["Properties"]["PolicyDocument"])
+        if s["Action"] == "secretsmanager:GetSecretValue" and "Condition" not in s
+    ]
+    assert (
+        reads[0]["Resource"]
+        == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/orders-AbCdEf"
+    )
+
+
+# -- compute -----------------------------------------------------------------------------------
+def test_dump_and_restore_run_as_arm64_fargate_tasks_with_room_to_restore(synth: Synth) -> None:
+    synth.assertions.has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {
+            "RequiresCompatibilities": ["FARGATE"],
+            "RuntimePlatform": {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"},
+            "EphemeralStorage": {"SizeInGiB": 200},
+            "ContainerDefinitions": [
+                Match.object_like(
+                    {
+                        "Name": "task",
+                        "Environment": Match.array_with(
+                            [Match.object_like({"Name": "BACKPROOF_STORE"})]
+                        ),
+                        "LogConfiguration": Match.object_like({"LogDriver": "awslogs"}),
+                    }
+                )
+            ],
+        },
+    )
+    synth.assertions.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+    )
+
+
+def test_functions_are_arm64_traced_with_the_layer(synth: Synth) -> None:
+    functions = resources(synth.template, "AWS::Lambda::Function")
+    assert len(functions) == 9
+    for fn in functions.values():
+        props = fn["Properties"]
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert len(props["Layers"]) == 1
+        assert "VpcConfig" not in props  # none reaches a database: dumps and restores are tasks
+
+
+# -- networking --------------------------------------------------------------------------------
+def test_temporary_instances_admit_only_the_restore_task(synth: Synth) -> None:
+    ingress = resources(synth.template, "AWS::EC2::SecurityGroupIngress")
+    assert len(ingress) == 1
+    rule = next(iter(ingress.values()))["Properties"]
+    assert rule["FromPort"] == rule["ToPort"] == 5432
+    assert "TaskSecurityGroup" in rule["SourceSecurityGroupId"]["Fn::GetAtt"][0]
+    assert "InstanceSecurityGroup" in rule["GroupId"]["Fn::GetAtt"][0]
+    groups = resources(synth.template, "AWS::EC2::SecurityGroup")
+    instance_group = groups[rule["GroupId"]["Fn::GetAtt"][0]]["Properties"]
+    assert "SecurityGroupIngress" not in instance_group
+
+
+def test_vpc_endpoints_only_when_asked(synth: Synth, synth_two: Synth) -> None:
+    assert not resources(synth.template, "AWS::EC2::VPCEndpoint")
+    endpoints = resources(synth_two.template, "AWS::EC2::VPCEndpoint")
+    # two VPCs, five interface endpoints and the S3 gateway each
+    assert len(endpoints) == 12
+    assert sum(e["Properties"]["VpcEndpointType"] == "Gateway" for e in endpoints.values()) == 2
+
+
+# -- schedules and monitoring ------------------------------------------------------------------
+def _schedule_inputs(template: dict[str, Any]) -> list[dict[str, Any]]:
+    import json
+
+    return [
+        json.loads(s["Properties"]["Target"]["Input"])
+        for s in resources(template, "AWS::Scheduler::Schedule").values()
+    ]
+
+
+def test_one_schedule_per_database_and_tier_plus_the_janitor(synth_two: Synth) -> None:
+    inputs = _schedule_inputs(synth_two.template)
+    backups = sorted((i["database"], i["tier"]) for i in inputs if i)
+    assert backups == [
+        ("billing", "daily"),
+        ("billing", "yearly"),
+        ("orders", "daily"),
+        ("orders", "monthly"),
+        ("orders", "weekly"),
+    ]
+    assert inputs.count({}) == 1  # the janitor
+
+
+def test_schedules_keep_their_time_zone(synth: Synth) -> None:
+    synth.assertions.has_resource_properties(
+        "AWS::Scheduler::Schedule",
+        {"ScheduleExpression": "cron(15 2 * * ? *)", "ScheduleExpressionTimezone": "Europe/Berlin"},
+    )
+
+
+def test_settings_parameter_per_database(synth_two: Synth) -> None:
+    names = sorted(
+        p["Properties"]["Name"]
+        for p in resources(synth_two.template, "AWS::SSM::Parameter").values()
+    )
+    assert names == ["/backproof/prod/databases/billing", "/backproof/prod/databases/orders"]
+
+
+def test_topic_is_encrypted_and_every_alarm_notifies_it(synth: Synth) -> None:
+    topics = resources(synth.template, "AWS::SNS::Topic")
+    assert len(topics) == 1
+    ((topic_id, topic),) = topics.items()
+    assert "KmsMasterKeyId" in topic["Properties"]
+    synth.assertions.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "dba-oncall@example.com"}
+    )
+    alarms = resources(synth.template, "AWS::CloudWatch::Alarm")
+    names = sorted(alarms)
+    for prefix in (
+        "MonitoringBackupExecutionFailed",
+        "MonitoringVerifyExecutionFailed",
+        "MonitoringRestoreExecutionFailed",
+        "MonitoringJanitorExecutionFailed",
+        "MonitoringInstanceLeaked",
+        "MonitoringNoVerifiedBackuporders",
+        "MonitoringRtoOverTargetorders",
+        "MonitoringSizeAnomalyorders",
+    ):
+        assert any(n.startswith(prefix) for n in names), (prefix, names)
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+
+
+def test_missing_verification_reports_breach(synth: Synth) -> None:
+    synth.assertions.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "VerifiedBackupAgeHours",
+            "TreatMissingData": "breaching",
+            "Threshold": 38,
+            "Dimensions": Match.array_with([{"Name": "database", "Value": "orders"}]),
+        },
+    )
+
+
+def test_a_dashboard_per_deployment(synth: Synth) -> None:
+    synth.assertions.has_resource_properties(
+        "AWS::CloudWatch::Dashboard", {"DashboardName": "backproof-prod"}
+    )

@@ -1,0 +1,150 @@
+"""The state machines, checked on the synthesized definition JSON itself."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from .asl import FAIL, cycles, definition, edges, machines, paths_skipping
+from .conftest import Synth
+
+DELETE = "DeleteInstance"
+HANDOVER = "KeepInstance"  # an operator restore hands the instance over instead of deleting it
+
+
+def states_of(synth: Synth, name: str) -> dict[str, Any]:
+    return definition(synth.template, machines(synth.template)[name])["States"]
+
+
+def while_instance_lives(states: dict[str, Any], guards: set[str]) -> set[str]:
+    """States that can run after instance creation was attempted and before a guard."""
+    seen, todo = set(), ["CreateInstance"]
+    while todo:
+        name = todo.pop()
+        if name in seen or name in guards or name not in states:
+            continue
+        seen.add(name)
+        todo.extend(edges(states[name]))
+    return seen
+
+
+def violations(states: dict[str, Any], guards: set[str]) -> list[list[str]]:
+    found = []
+    for name in sorted(while_instance_lives(states, guards)):
+        found += paths_skipping(states, name, guards)
+    return found
+
+
+def test_four_state_machines(synth: Synth) -> None:
+    assert set(machines(synth.template)) == {"backup", "verify", "restore", "janitor"}
+
+
+@pytest.mark.parametrize(
+    ("machine", "guards"), [("verify", {DELETE}), ("restore", {DELETE, HANDOVER})]
+)
+def test_no_path_after_instance_creation_skips_deletion(
+    synth: Synth, machine: str, guards: set[str]
+) -> None:
+    states = states_of(synth, machine)
+    assert "CreateInstance" in states and DELETE in states
+    assert len(while_instance_lives(states, guards)) >= 8
+    assert violations(states, guards) == []
+
+
+def test_the_walk_finds_a_missing_catch(synth: Synth) -> None:
+    # Given the verify machine with the restore task's catch removed
+    states = copy.deepcopy(states_of(synth, "verify"))
+    del states["RestoreAndCheck"]["Catch"]
+    # Then an error in the restore task ends the execution with the instance still alive
+    assert ["RestoreAndCheck", FAIL] in violations(states, {DELETE})
+
+
+def test_verify_deletes_on_success_too(synth: Synth) -> None:
+    states = states_of(synth, "verify")
+    assert states["RestoreAndCheck"]["Next"] == DELETE
+    assert "End" not in states["ReleaseSlot"]
+
+
+def test_every_loop_has_a_ceiling(synth: Synth) -> None:
+    for name in ("verify", "restore"):
+        states = states_of(synth, name)
+        loops = cycles(states)
+        assert loops, "the poll loop is missing"
+        for loop in loops:
+            ceilings = [
+                rule
+                for member in loop
+                if states[member]["Type"] == "Choice"
+                for rule in states[member]["Choices"]
+                if rule.get("Variable") == "$.poll.count"
+                and "NumericGreaterThanEquals" in rule
+                and rule["Next"] not in loop
+            ]
+            assert ceilings, f"{name}: loop {loop} has no exit on a poll count"
+            assert any(states[m]["Type"] == "Wait" for m in loop)
+
+
+def test_retries_are_only_on_errors_that_can_pass(synth: Synth) -> None:
+    for name in machines(synth.template):
+        for state_name, state in states_of(synth, name).items():
+            for retry in state.get("Retry", []):
+                assert "States.ALL" not in retry["ErrorEquals"], (name, state_name)
+                assert "States.TaskFailed" not in retry["ErrorEquals"], (name, state_name)
+                assert retry.get("MaxAttempts", 3) * retry.get("IntervalSeconds", 1) > 0
+
+
+def test_dump_retries_only_transient_engine_errors(synth: Synth) -> None:
+    dump = states_of(synth, "backup")["Dump"]
+    assert dump["Resource"] == "arn:aws:states:::ecs:runTask.waitForTaskToken"
+    assert dump["Retry"][0]["ErrorEquals"] == [
+        "SourceUnavailable",
+        "UploadFailed",
+        "ECS.AmazonECSException",
+    ]
+    assert dump["HeartbeatSeconds"] == 600
+
+
+def test_fargate_tasks_get_their_token_and_request(synth: Synth) -> None:
+    for machine, state in (
+        ("backup", "Dump"),
+        ("verify", "RestoreAndCheck"),
+        ("restore", "RestoreIntoNewInstance"),
+    ):
+        params = states_of(synth, machine)[state]["Parameters"]
+        container = params["Overrides"]["ContainerOverrides"][0]
+        assert container["Environment"] == [
+            {"Name": "BACKPROOF_TASK_TOKEN", "Value.$": "$$.Task.Token"}
+        ]
+        assert container["Command.$"].startswith("States.Array('")
+        assert params["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+
+
+def test_verification_waits_for_a_slot_with_a_ceiling(synth: Synth) -> None:
+    acquire = states_of(synth, "verify")["AcquireSlot"]
+    assert acquire["Resource"].endswith(":states:::dynamodb:updateItem")
+    (retry,) = acquire["Retry"]
+    assert retry["ErrorEquals"] == ["DynamoDB.ConditionalCheckFailedException"]
+    assert retry["MaxAttempts"] * retry["IntervalSeconds"] <= 13 * 3600
+    assert acquire["Parameters"]["ExpressionAttributeValues"][":limit"] == {"N": "2"}
+
+
+def test_restore_validates_before_it_touches_anything(synth: Synth) -> None:
+    definition_ = definition(synth.template, machines(synth.template)["restore"])
+    assert definition_["StartAt"] == "ValidateRequest"
+    states = definition_["States"]
+    assert states["ValidateRequest"]["Catch"][0]["Next"] == "RequestRejected"
+    route = states["RouteRequest"]
+    assert route["Choices"][0] == {
+        "Variable": "$.plan.dry_run",
+        "BooleanEquals": True,
+        "Next": "DryRunPlanned",
+    }
+
+
+def test_logging_and_tracing_on_every_machine(synth: Synth) -> None:
+    for logical_id in machines(synth.template).values():
+        props = synth.template["Resources"][logical_id]["Properties"]
+        assert props["TracingConfiguration"] == {"Enabled": True}
+        assert props["LoggingConfiguration"]["Level"] == "ALL"
