@@ -107,6 +107,7 @@ class _DumpProcess:
             env=self.env,
             start_new_session=True,
         )
+        _widen_pipe(self.proc.stdout)
         self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
         self._stderr_thread.start()
         return self.proc
@@ -130,6 +131,16 @@ class _DumpProcess:
     def error_text(self) -> str:
         text = self.stderr.decode(errors="replace").strip()
         return redact(text.splitlines()[-1] if text else "no message")
+
+
+def _widen_pipe(stream: Any) -> None:
+    """A 1 MiB pipe (Linux) lets each read take a megabyte instead of 64 KiB."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), READ_CHUNK)
+    except (OSError, ImportError, AttributeError):
+        pass  # the default pipe still works, only with more reads
 
 
 class _InventoryThread(threading.Thread):

@@ -4,10 +4,13 @@ counts, sequence positions, extensions, large objects.
 The same function runs on the source (inside the exported snapshot, so it describes exactly
 what pg_dump dumps) and on a restored copy; equal inventories mean equal contents.
 
-Fingerprint: for each row, md5 of the row's text form with columns in name order (so a
-different physical column order does not matter) under pinned output settings; the table's
-fingerprint is the row count plus the sums of the two 64-bit halves of every row hash. Sums
-are order-independent and, unlike XOR, count duplicate rows.
+Fingerprint: for each row, a 64-bit hash (PostgreSQL's `hashtextextended`, stable across
+versions because hash partitioning depends on it) of the row's text form, columns in name
+order (so a different physical column order does not matter), under pinned output settings.
+The table's fingerprint is the row count and the exact (numeric) sum of the row hashes: sums
+are order-independent and, unlike XOR, count duplicate rows. A single changed row changes
+the sum unless its old and new hashes collide (odds 2^-64). md5 per row measured 6.5x
+slower on pgbench_accounts for no gain in what is detected.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from psycopg import sql
 
 from .manifest import Inventory, SequenceState, TableStats
 
-ALGORITHM = "md5-rowtext-sum128/1"
+ALGORITHM = "hashtextextended-rowtext-sum64/1"
 
 # Output settings that decide how values print; pinned so the source and a restore on another
 # server (other defaults, other time zone, another major) print every value the same way.
@@ -98,10 +101,8 @@ ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
 """
 
 _LARGE_OBJECTS_SQL = """
-SELECT count(*),
-       coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0),
-       coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)
-FROM (SELECT md5(oid::text || ':' || md5(lo_get(oid))) AS h FROM pg_largeobject_metadata) s
+SELECT count(*), coalesce(sum(hashtextextended(oid::text || ':' || md5(lo_get(oid)), 0)), 0)
+FROM pg_largeobject_metadata
 """
 
 
@@ -116,10 +117,7 @@ def fingerprint_query(schema: str, name: str, columns: list[str]) -> sql.Compose
     """The per-table query; identifiers are always quoted, never pasted as text."""
     row = sql.SQL("ROW({})").format(sql.SQL(", ").join(sql.Identifier("t", c) for c in columns))
     return sql.SQL(
-        "SELECT count(*), "
-        "coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0), "
-        "coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0) "
-        "FROM (SELECT md5({row}::text) AS h FROM ONLY {table} AS t) AS s"
+        "SELECT count(*), coalesce(sum(hashtextextended({row}::text, 0)), 0) FROM ONLY {table} AS t"
     ).format(row=row, table=sql.Identifier(schema, name))
 
 
@@ -130,13 +128,13 @@ def _digest(*parts: object) -> str:
 def table_stats(
     conn: psycopg.Connection[Any], schema: str, name: str, kind: str, columns: list[str]
 ) -> TableStats:
-    count, high, low = conn.execute(fingerprint_query(schema, name, columns)).fetchone()  # type: ignore[misc]
+    count, total = conn.execute(fingerprint_query(schema, name, columns)).fetchone()  # type: ignore[misc]
     return TableStats(
         schema=schema,
         name=name,
         kind=kind,
         rows=int(count),
-        fingerprint=_digest(ALGORITHM, count, high, low),
+        fingerprint=_digest(ALGORITHM, count, total),
         columns=list(columns),
     )
 
@@ -182,8 +180,8 @@ def take_inventory(
     if fingerprints and large_objects["count"]:
         try:
             with conn.transaction():  # a savepoint: lacking rights must not end the snapshot
-                count, high, low = conn.execute(_LARGE_OBJECTS_SQL).fetchone()  # type: ignore[misc]
-            large_objects["fingerprint"] = _digest(ALGORITHM, count, high, low)
+                count, total = conn.execute(_LARGE_OBJECTS_SQL).fetchone()  # type: ignore[misc]
+            large_objects["fingerprint"] = _digest(ALGORITHM, count, total)
         except psycopg.errors.InsufficientPrivilege:
             large_objects["fingerprint"] = None  # counted, not read: the role may not read them
     return Inventory(

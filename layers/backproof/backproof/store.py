@@ -406,7 +406,8 @@ class MultipartUpload:
         self.key = key
         self.size = 0
         self._parts: list[Future[dict[str, Any]]] = []
-        self._buffer = bytearray()
+        self._pending: list[bytes] = []
+        self._pending_len = 0
         self._part_size = DEFAULT_PART_SIZE
         self._slots = threading.BoundedSemaphore(UPLOAD_CONCURRENCY)
         self._pool = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix="s3-part")
@@ -437,12 +438,18 @@ class MultipartUpload:
             raise UploadFailed(
                 f"upload of s3://{self.store.bucket}/{self.key} failed: {self._errors.get()}"
             )
-        self._buffer += data
+        self._pending.append(data)
+        self._pending_len += len(data)
         self.size += len(data)
-        while len(self._buffer) >= self._part_size:
-            chunk = bytes(self._buffer[: self._part_size])
-            del self._buffer[: self._part_size]
-            self._submit(chunk)
+        if self._pending_len < self._part_size:
+            return
+        blob = memoryview(b"".join(self._pending))
+        while len(blob) >= self._part_size:
+            part_size = self._part_size
+            self._submit(bytes(blob[:part_size]))
+            blob = blob[part_size:]
+        self._pending = [bytes(blob)] if len(blob) else []
+        self._pending_len = len(blob)
 
     def _submit(self, chunk: bytes) -> None:
         number = len(self._parts) + 1
@@ -472,9 +479,9 @@ class MultipartUpload:
             self._slots.release()
 
     def complete(self) -> ObjectInfo:
-        if self._buffer or not self._parts:
-            self._submit(bytes(self._buffer))
-            self._buffer.clear()
+        if self._pending_len or not self._parts:
+            self._submit(b"".join(self._pending))
+            self._pending, self._pending_len = [], 0
         try:
             parts = [f.result() for f in self._parts]
             self.store.client.complete_multipart_upload(
@@ -511,7 +518,7 @@ class MultipartUpload:
         except (ClientError, BotoCoreError):
             pass  # the bucket's lifecycle rule for incomplete uploads is the backstop
         self.upload_id = None
-        self._buffer.clear()
+        self._pending, self._pending_len = [], 0
 
     def __enter__(self) -> MultipartUpload:
         return self
