@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from backproof.cli import main
 from backproof.manifest import Manifest
 from backproof.store import BackupStore

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from backproof.backup import BackupRequest, _DumpProcess, run_backup
 from backproof.cli import main
 from backproof.errors import DumpFailed

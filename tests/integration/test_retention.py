@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from backproof.backup import BackupRequest, run_backup
 from backproof.errors import BadInput
 from backproof.retention import RetentionPolicy, apply_retention

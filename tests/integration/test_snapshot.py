@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from backproof.backup import BackupRequest, run_backup
 from backproof.inventory import take_inventory
 from backproof.source import SourceSpec
@@ -127,6 +128,7 @@ def test_archive_holds_the_snapshot_not_later_writes(
     from pathlib import Path
 
     import zstandard
+
     from backproof.tools import find_program
 
     source_db.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g")

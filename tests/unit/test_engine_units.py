@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from backproof.compression import compressor, decompress_stream
 from backproof.errors import BackproofError, IntegrityError, ToolNotFound, redact
 from backproof.manifest import (
