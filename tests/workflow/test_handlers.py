@@ -1,0 +1,280 @@
+"""Each Lambda handler in-process with its events/ sample, against moto and real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.monitoring import JANITOR_SERVICE, RECORD_SERVICE
+from tests.conftest import SourceDatabase
+
+from .conftest import (
+    SLOTS_KEY,
+    SLOTS_TABLE,
+    LambdaContext,
+    World,
+    event,
+    load_handlers,
+    take_backup,
+)
+
+CTX = LambdaContext()
+
+
+def emf(output: str) -> list[dict[str, Any]]:
+    """EMF documents Powertools printed, with single values unwrapped."""
+    docs = []
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            doc = json.loads(line)
+            docs.append(
+                {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in doc.items()}
+            )
+    return docs
+
+
+def as_function(
+    service: str, world: World, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, ModuleType]:
+    """Cold-start the handlers as the named function (service name as the stack sets it)."""
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", service)
+    return load_handlers(world, monkeypatch)
+
+
+def test_integrity_accepts_a_sound_backup(
+    handlers: dict[str, ModuleType], world: World, orders_db: SourceDatabase
+) -> None:
+    backup = take_backup(orders_db, world)
+    result = handlers["integrity"].handler(event("handlers/integrity"), CTX)
+    assert result["backup_id"] == backup["backup_id"]
+    assert result["server_major"] == 15
+    assert result["sha256_checked"] is True
+    assert result["tier"] == "daily"
+
+
+def test_integrity_refuses_a_tampered_archive(
+    handlers: dict[str, ModuleType], world: World, orders_db: SourceDatabase
+) -> None:
+    # Given a backup whose archive had one byte flipped after upload
+    backup = take_backup(orders_db, world)
+    s3 = boto3.client("s3")
+    body = bytearray(s3.get_object(Bucket=world.bucket, Key=backup["archive_key"])["Body"].read())
+    body[len(body) // 2] ^= 0xFF
+    s3.put_object(
+        Bucket=world.bucket,
+        Key=backup["archive_key"],
+        Body=bytes(body),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=world.key_arn,
+    )
+    # Then the integrity step fails, naming the checksum
+    with pytest.raises(Exception, match=r"integrity\.sha256") as caught:
+        handlers["integrity"].handler(event("handlers/integrity"), CTX)
+    assert type(caught.value).__name__ == "IntegrityFailure"
+
+
+def test_integrity_names_a_missing_field(handlers: dict[str, ModuleType]) -> None:
+    with pytest.raises(Exception, match="event field 'database' is missing"):
+        handlers["integrity"].handler({"backup_id": "latest"}, CTX)
+
+
+def test_instance_lifecycle_handlers(handlers: dict[str, ModuleType], world: World) -> None:
+    # Given the sample create event, pointed at this world's security group
+    created = handlers["create_instance"].handler(
+        {**event("handlers/create_instance"), "security_group_id": world.security_group_id}, CTX
+    )
+    identifier = created["instance_id"]
+    rds = boto3.client("rds")
+    db = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    tags = {t["Key"]: t["Value"] for t in db["TagList"]}
+    # Then the instance is private, encrypted, without backups, and tagged for the janitor
+    assert tags["backproof:ephemeral"] == "true"
+    expires = datetime.strptime(tags["backproof:expires-at"], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=UTC
+    )
+    assert timedelta(hours=25) < expires - datetime.now(UTC) < timedelta(hours=27)
+    assert db["PubliclyAccessible"] is False and db["StorageEncrypted"] is True
+    assert db["BackupRetentionPeriod"] == 0
+    assert db["DBInstanceClass"] == "db.t4g.medium"
+
+    described = handlers["describe_instance"].handler(event("handlers/describe_instance"), CTX)
+    assert described["status"] == "available" and described["port"] == 5432
+
+    kept = handlers["keep_instance"].handler(event("handlers/keep_instance"), CTX)
+    assert kept["kept"] is True
+    arn = kept["instance_arn"]
+    assert "backproof:ephemeral" not in {
+        t["Key"] for t in rds.list_tags_for_resource(ResourceName=arn)["TagList"]
+    }
+
+    deleted = handlers["delete_instance"].handler(event("handlers/delete_instance"), CTX)
+    assert deleted == {"instance_id": identifier, "deletion_started": True}
+    # Deleting again is not an error: the workflow may retry
+    again = handlers["delete_instance"].handler(event("handlers/delete_instance"), CTX)
+    assert again["deletion_started"] is False
+    gone = handlers["describe_instance"].handler(event("handlers/describe_instance"), CTX)
+    assert gone["status"] == "not-found"
+
+
+def test_retention_keeps_the_configured_number(
+    handlers: dict[str, ModuleType],
+    world: World,
+    orders_db: SourceDatabase,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given three daily backups and a policy keeping two
+    ids = [take_backup(orders_db, world)["backup_id"] for _ in range(3)]
+    sample = event("handlers/retention")
+    sample["retention"]["daily"] = 2
+    plan = handlers["retention"].handler(sample, CTX)
+    # Then only the oldest is deleted
+    assert plan["deleted"] == [ids[0]]
+    from backproof.store import BackupStore
+
+    left = [b.backup_id for b in BackupStore.from_url(world.store_url).list_backups("orders")]
+    assert left == ids[1:]
+    (doc,) = [d for d in emf(capsys.readouterr().out) if "BackupsDeleted" in d]
+    assert doc["BackupsDeleted"] == 1.0 and doc["database"] == "orders"
+
+
+def test_record_publishes_backup_metrics(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    handlers = as_function(RECORD_SERVICE, world, monkeypatch)
+    result = handlers["record"].handler(event("handlers/record-backup"), CTX)
+    assert result["outcome"] == "succeeded"
+    (doc,) = emf(capsys.readouterr().out)
+    assert doc["BackupSucceeded"] == 1.0 and doc["BackupBytes"] == 104857600.0
+    assert doc["database"] == "orders"
+    directive = doc["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "Backproof"
+    # The alarms in infra/monitoring.py look metrics up by exactly these dimensions
+    assert [sorted(d) for d in directive["Dimensions"]] == [["database", "service"]]
+    assert doc["service"] == RECORD_SERVICE
+
+
+def test_record_counts_failed_checks(
+    handlers: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    handlers["record"].handler(event("handlers/record-verification-failed"), CTX)
+    (doc,) = emf(capsys.readouterr().out)
+    assert doc["VerificationFailed"] == 1.0 and doc["CheckFailures"] == 1.0
+
+
+def test_validate_restore_plans_the_samples(
+    handlers: dict[str, ModuleType], world: World, orders_db: SourceDatabase
+) -> None:
+    backup = take_backup(orders_db, world)
+    plan = handlers["validate_restore"].handler(event("handlers/validate_restore"), CTX)
+    assert plan["backup"]["backup_id"] == backup["backup_id"]
+    assert plan["target"] == {
+        "kind": "new_instance",
+        "instance_class": None,
+        "dbname": orders_db.dbname,
+    }
+    assert plan["dry_run"] is True
+    # The console samples in events/ are accepted as they are
+    for sample in ("restore-new-instance", "restore-existing-dry-run"):
+        plan = handlers["validate_restore"].handler({"request": event(sample)}, CTX)
+        assert plan["database"] == "orders"
+    assert plan["tables"] == ["public.orders"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"target": {"kind": "existing", "database": "orders-staging", "confirm": "orders"}},
+            "set target.confirm to 'orders-staging'",
+        ),
+        ({"target": {"kind": "existing", "database": "orders-staging"}}, "target.confirm"),
+        ({"target": {"kind": "elsewhere"}}, "target.kind must be"),
+        ({"tables": ["public.nope"]}, "table 'public.nope' is not in backup"),
+        ({"backup_id": "yesterday"}, "is not a backup id"),
+        ({"dryrun": True}, "unknown field 'dryrun'"),
+    ],
+)
+def test_validate_restore_rejects_bad_requests(
+    handlers: dict[str, ModuleType],
+    world: World,
+    orders_db: SourceDatabase,
+    change: dict[str, Any],
+    message: str,
+) -> None:
+    take_backup(orders_db, world)
+    request = {**event("restore-existing-dry-run"), **change}
+    with pytest.raises(Exception, match=message):
+        handlers["validate_restore"].handler({"request": request}, CTX)
+
+
+def test_janitor_deletes_expired_instances_and_frees_stale_slots(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from backproof.instances.rds import RdsSettings, create_instance
+
+    handlers = as_function(JANITOR_SERVICE, world, monkeypatch)
+    rds = boto3.client("rds")
+    settings = RdsSettings(
+        subnet_group="backproof-verify", security_group_ids=[world.security_group_id]
+    )
+    # Given one instance past its expiry and one still in use
+    old = create_instance(
+        rds,
+        major=15,
+        settings=settings,
+        identifier="bp-old",
+        now=datetime.now(UTC) - timedelta(hours=30),
+    )
+    fresh = create_instance(rds, major=15, settings=settings, identifier="bp-fresh")
+    # and a slot held by an execution that no longer exists
+    boto3.client("dynamodb").put_item(
+        TableName=SLOTS_TABLE,
+        Item={
+            "pk": {"S": SLOTS_KEY},
+            "count": {"N": "1"},
+            "gone": {"S": "arn:aws:states:us-east-1:123456789012:execution:verify:gone"},
+        },
+    )
+    result = handlers["janitor"].handler(event("handlers/janitor"), CTX)
+    assert result["deleted"] == [old] and result["deleted_count"] == 1
+    assert result["released_slots"] == ["gone"]
+    remaining = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]]
+    assert fresh in remaining and old not in remaining
+    item = boto3.client("dynamodb").get_item(TableName=SLOTS_TABLE, Key={"pk": {"S": SLOTS_KEY}})[
+        "Item"
+    ]
+    assert item["count"] == {"N": "0"} and "gone" not in item
+    # No backup has been verified yet: the age metric makes the alarm fire
+    assert result["verified_age_hours"] == {"orders": handlers["janitor"].NEVER_VERIFIED_HOURS}
+    docs = emf(capsys.readouterr().out)
+    ages = [d for d in docs if "VerifiedBackupAgeHours" in d]
+    assert ages[0]["database"] == "orders" and ages[0]["service"] == JANITOR_SERVICE
+    assert any(d.get("LeakedInstancesDeleted") == 1.0 for d in docs)
+
+
+def test_handlers_fail_at_cold_start_naming_a_missing_variable(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BACKPROOF_KMS_KEY_ID", raising=False)
+    world_env = world.env()
+    del world_env["BACKPROOF_KMS_KEY_ID"]
+    for name, value in world_env.items():
+        monkeypatch.setenv(name, value)
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith("handlers")]:
+        del sys.modules[name]
+    with pytest.raises(Exception, match="environment variable BACKPROOF_KMS_KEY_ID is not set"):
+        __import__("handlers.integrity")
+
+
+def test_schedule_sample_is_what_the_schedules_send() -> None:
+    from infra.schedules import backup_payload
+
+    assert event("backup-schedule") == backup_payload("orders", "daily")
+    assert event("janitor-schedule") == {}
