@@ -574,6 +574,18 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def engine_version() -> dict[str, Any]:
+    """The commit the engine was run from, and whether its files differed from it."""
+    def git(*a: str) -> str:
+        out = subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True,
+                             check=False)
+        return out.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "layers/backproof/backproof")
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "engine_files_modified": [ln[3:] for ln in dirty.splitlines()]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--scale", type=int, default=50, help="pgbench scale for (a); 0 skips (a)")
@@ -591,6 +603,7 @@ def main() -> int:
     from backproof.cluster import LocalCluster
 
     started = datetime.now(UTC)
+    engine: dict[str, Any] = {}
     t_all = time.monotonic()
     results: list[Result] = []
     setup: dict[str, Any] = {}
@@ -605,6 +618,9 @@ def main() -> int:
             s3.create_bucket(Bucket=BUCKET)
             env = {**os.environ, **cluster.env(), **aws_env(endpoint)}
             log(f"PostgreSQL {cluster.version} on port {cluster.port}; S3 endpoint {endpoint}")
+            engine = engine_version()
+            log(f"engine at {engine['commit']}, modified files: "
+                f"{engine['engine_files_modified'] or 'none'}")
 
             plan: list[tuple[str, str]] = []
             if args.scale > 0:
@@ -677,7 +693,8 @@ def main() -> int:
         "started": started.isoformat(), "seconds": total,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
-        "pg_bin": str(PG_BIN), "setup": setup, "results": [asdict(r) for r in results],
+        "pg_bin": str(PG_BIN), "engine": engine, "setup": setup,
+        "results": [asdict(r) for r in results],
         "targets": targets,
     }, indent=2, default=str))
     print(f"results: {path.relative_to(REPO)}")
