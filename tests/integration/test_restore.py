@@ -140,3 +140,20 @@ def test_corrupt_backup_is_refused_before_the_target_is_touched(
     assert scalar(source_db, "SELECT count(*) FROM notes") == 5
     assert [b.backup_id for b in BackupStore.from_url(s3_store.url).list_backups()] == [
         result.manifest.backup_id]  # no safety backup either
+
+
+def test_selective_restore_of_a_referenced_table_re_adds_the_foreign_keys(
+    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a backup, then a damaged parent table that other tables reference
+    source_db.execute(SHOP)
+    _, result = take_backup(source_db, s3_store)
+    source_db.execute("UPDATE customers SET name = name || ' (damaged)' WHERE id <= 10")
+    # When only that table is restored over the damage
+    code, out = restore(s3_store, result.manifest.backup_id, source_db, capsys,
+                        "--table", "customers", "--clean", "--confirm", source_db.dbname)
+    # Then it is back, and the foreign key pointing at it exists again
+    assert out is not None and out["failed_checks"] == [] and code == 0, out
+    assert scalar(source_db, "SELECT count(*) FROM customers WHERE name LIKE '%damaged%'") == 0
+    assert scalar(source_db, "SELECT count(*) FROM pg_constraint WHERE conname = "
+                             "'orders_customer_id_fkey' AND convalidated") == 1

@@ -323,8 +323,11 @@ def select_table_entries(program: PgProgram, archive: Path,
     triggers and owned sequences, and nothing else."""
     entries = [e for e in (parse_toc_line(x) for x in archive_toc(program, archive)) if e]
     keep = {e.dump_id for e in entries if e.desc in _TABLE_SCOPED and _object_name(e) in tables}
-    # Indexes, sequences and comments do not name their table in the TOC: read their SQL.
-    maybe = [e for e in entries if e.desc in _TABLE_SQL_SCOPED and e.desc != "SEQUENCE SET"]
+    # Indexes, sequences and comments do not name their table in the TOC, and foreign keys of
+    # other tables that point at a selected one must be dropped and re-added around it: read
+    # their SQL.
+    maybe = [e for e in entries if e.dump_id not in keep and (
+        (e.desc in _TABLE_SQL_SCOPED and e.desc != "SEQUENCE SET") or e.desc == "FK CONSTRAINT")]
     pattern = _qualified_name_pattern(tables)
     sequences = set()
     for dump_id, body in entry_sql(program, archive, maybe).items():

@@ -20,7 +20,9 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import zstandard
+from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import sql
 
 from .checks import FAIL, PASS, WARN, CheckResult, OperatorChecks, run_checks
-from .compression import decompress_stream
 from .errors import BackproofError, IntegrityError, Interrupted, JobFailed
 from .instances import INSTANCE_KINDS, Instance, RestoreTarget, open_instance
 from .manifest import Manifest
@@ -40,6 +43,7 @@ from .restore import PgRestore, RestoreOutcome
 from .tools import PgProgram, find_program
 
 ProgressFn = Callable[[str], None]
+DOWNLOAD_CHUNK = 1 << 20
 WRITE_CHUNK = 1 << 20
 # Settings for a throwaway restore target: durability buys nothing on a server that is deleted
 # minutes later, and WAL-minimal bulk loads are what make a restore fast.
@@ -86,10 +90,12 @@ def _encryption_check(expected: dict[str, str], found: dict[str, str]) -> CheckR
 
 
 def integrity_checks(
-    store: Any, stored: Any, *, archive_path: Path | None = None, progress: ProgressFn = _quiet,
+    store: Any, stored: Any, *, archive_path: Path | None = None, decompress: bool = True,
+    progress: ProgressFn = _quiet,
 ) -> tuple[Manifest | None, list[CheckResult]]:
-    """All integrity checks; with `archive_path`, the decompressed archive is written there in
-    the same streamed pass (pg_restore --jobs needs a seekable file)."""
+    """All integrity checks. With `archive_path`, the archive is also written there: ready for
+    pg_restore (decompressed), or as stored when `decompress` is False (then `prepare_archive`
+    decompresses it later, e.g. while an instance starts)."""
     try:
         manifest = store.load_manifest(stored)
     except IntegrityError as exc:
@@ -112,50 +118,84 @@ def integrity_checks(
                                "" if head.size == info.size else "stored size differs"))
     results.append(_encryption_check(info.encryption, head.encryption))
     progress(f"reading {head.size / 2**20:.1f} MiB archive and checking its SHA-256")
-    results.extend(_stream_archive(store, manifest, archive_path))
+    if archive_path is None or not decompress or info.compression == "none":
+        results.append(_hash_archive(store, info, archive_path))
+    else:
+        stored_copy = archive_path.with_suffix(".stored")
+        results.append(_hash_archive(store, info, stored_copy))
+        if not any(r.failed for r in results):
+            results.append(prepare_archive(manifest, stored_copy, archive_path))
+        stored_copy.unlink(missing_ok=True)
     return manifest, results
 
 
-def _stream_archive(store: Any, manifest: Manifest, archive_path: Path | None) -> list[CheckResult]:
-    info = manifest.archive
+def _hash_archive(store: Any, info: Any, copy_to: Path | None) -> CheckResult:
+    """Stream the stored bytes once: SHA-256 and size, optionally copied to a local file."""
     digest = hashlib.sha256()
     size = 0
-
-    def hashed() -> Iterator[bytes]:
-        nonlocal size
-        for chunk in store.iter_chunks(info.key):
+    out = copy_to.open("wb") if copy_to is not None else None
+    try:
+        for chunk in store.iter_chunks(info.key, chunk_size=DOWNLOAD_CHUNK):
             digest.update(chunk)
             size += len(chunk)
-            yield chunk
-
-    results: list[CheckResult] = []
-    if archive_path is None:
-        for _ in hashed():
-            pass
-    else:
-        raw = 0
-        source = hashed()
-        try:
-            with archive_path.open("wb") as out:
-                for piece in decompress_stream(info.compression, source):
-                    out.write(piece)
-                    raw += len(piece)
-            results.append(CheckResult("integrity.raw_size", "archive", info.raw_size, raw,
-                                       PASS if raw == info.raw_size else FAIL))
-        except Exception as exc:  # zstd/zlib errors on corrupt input: keep hashing for evidence
-            if isinstance(exc, BackproofError):
-                raise
-            for _ in source:
-                pass
-            results.append(CheckResult("integrity.decompress", "archive", info.compression,
-                                       "corrupt", FAIL, f"{type(exc).__name__}: {exc}"))
+            if out is not None:
+                out.write(chunk)
+    except (BotoCoreError, ClientError) as exc:  # the store, not the backup, failed
+        raise JobFailed(f"reading {info.key} from the store failed after {size} bytes: "
+                        f"{exc}") from exc
+    finally:
+        if out is not None:
+            out.close()
     sha = digest.hexdigest()
-    results.insert(0, CheckResult("integrity.sha256", "archive", info.sha256, sha,
-                                  PASS if sha == info.sha256 else FAIL,
-                                  "" if sha == info.sha256 else
-                                  f"the stored archive ({size} bytes read) is not the one the "
-                                  "manifest describes"))
-    return results
+    return CheckResult("integrity.sha256", "archive", info.sha256, sha,
+                       PASS if sha == info.sha256 else FAIL,
+                       "" if sha == info.sha256 else
+                       f"the stored archive ({size} bytes read) is not the one the manifest "
+                       "describes")
+
+
+def decompress_file(kind: str, source: Path, target: Path) -> int:
+    """Undo the archive's outer compression file to file, holding little memory (highly
+    compressible dumps expand a hundredfold). Returns the bytes written."""
+    with source.open("rb") as fin, target.open("wb") as fout:
+        if kind == "zstd":
+            dctx = zstandard.ZstdDecompressor()
+            _, written = dctx.copy_stream(fin, fout, read_size=DOWNLOAD_CHUNK,
+                                          write_size=WRITE_CHUNK)
+            return int(written)
+        if kind == "gzip":
+            dobj = zlib.decompressobj(31)
+            written = 0
+            while chunk := fin.read(DOWNLOAD_CHUNK):
+                while chunk:
+                    piece = dobj.decompress(chunk, WRITE_CHUNK)
+                    fout.write(piece)
+                    written += len(piece)
+                    chunk = dobj.unconsumed_tail
+            if not dobj.eof:
+                raise ValueError("gzip stream ends early")
+            return written
+        raise ValueError(f"unknown compression {kind!r}")
+
+
+def prepare_archive(manifest: Manifest, stored_copy: Path, archive_path: Path) -> CheckResult:
+    """Decompress a stored copy into the file pg_restore reads; the stored copy is removed.
+    A stream that does not decompress, or to another size than pg_dump wrote, fails here."""
+    info = manifest.archive
+    if info.compression == "none":
+        if stored_copy != archive_path:
+            stored_copy.replace(archive_path)
+        raw = archive_path.stat().st_size
+    else:
+        try:
+            raw = decompress_file(info.compression, stored_copy, archive_path)
+        except (zstandard.ZstdError, zlib.error, ValueError, EOFError) as exc:
+            return CheckResult("integrity.decompress", "archive", info.compression, "corrupt",
+                               FAIL, f"{type(exc).__name__}: {exc}")
+        finally:
+            stored_copy.unlink(missing_ok=True)
+    return CheckResult("integrity.raw_size", "archive", info.raw_size, raw,
+                       PASS if raw == info.raw_size else FAIL)
 
 
 def check_integrity(
@@ -183,6 +223,15 @@ def select_pg_restore(manifest: Manifest, extra_dirs: list[Path] | None = None) 
     major = dump_major(manifest)
     return find_program("pg_restore", min_major=major, prefer_major=major, extra_dirs=extra_dirs,
                         purpose=f"restoring an archive written by pg_dump {major}")
+
+
+RESERVED_DATABASES = ("postgres", "template0", "template1", "rdsadmin")
+
+
+def restore_database_name(manifest: Manifest) -> str:
+    """The source's database name, unless the fresh server already has one by that name."""
+    name = manifest.source_database
+    return f"{name}_restored" if name in RESERVED_DATABASES else name
 
 
 def create_database(admin: RestoreTarget, dbname: str) -> RestoreTarget:
@@ -275,17 +324,17 @@ def verify_backup(
     # Tools and instance kind are settled before anything is downloaded or created (exit 2).
     chosen = preflight(early, opts, extra_dirs) if early is not None else None
     with _workdir() as work:
-        archive = work / "archive.dump"
+        stored_copy = work / "archive.stored"
         with clock.step("integrity"):
-            manifest, results = integrity_checks(store, stored, archive_path=archive,
-                                                 progress=progress)
+            manifest, results = integrity_checks(store, stored, archive_path=stored_copy,
+                                                 decompress=False, progress=progress)
         report.add(*results)
         if manifest is not None:
             report.snapshot_taken_at = str(manifest.snapshot.get("taken_at"))
             _use_manifest_key(store, manifest)
         if manifest is not None and chosen is not None and not report.failures:
-            _restore_and_check(manifest, archive, report, opts=opts, chosen=chosen,
-                                   progress=progress)
+            _restore_and_check(manifest, (stored_copy, work / "archive.dump"), report,
+                               opts=opts, chosen=chosen, progress=progress)
     report.timings["total_seconds"] = round(time.monotonic() - started, 3)
     report.finish()
     if opts.write:
@@ -321,7 +370,7 @@ def restore_and_check(
     report.operator_checks = (len(operator_checks.assertions) + len(operator_checks.freshness)
                               ) if operator_checks else 0
     with clock.step("restore"):
-        target = create_database(admin, manifest.source_database)
+        target = create_database(admin, restore_database_name(manifest))
         outcome = restore_into(archive, target, pg_restore=pg_restore, jobs=jobs,
                                progress=progress)
     report.restore_messages = outcome.messages
@@ -337,18 +386,52 @@ def _record_error(report: VerificationReport, where: str, exc: BaseException) ->
                            report.error))
 
 
+class _Preparation(threading.Thread):
+    """Decompresses the verified stored copy while the instance starts (both take seconds)."""
+
+    def __init__(self, manifest: Manifest, stored_copy: Path, archive: Path) -> None:
+        super().__init__(name="prepare-archive", daemon=True)
+        self.args_ = (manifest, stored_copy, archive)
+        self.result: CheckResult | None = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            self.result = prepare_archive(*self.args_)
+        except BaseException as exc:  # reported by the caller
+            self.error = exc
+        self.seconds = round(time.monotonic() - started, 3)
+
+    def outcome(self) -> CheckResult:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
 def _restore_and_check(
-    manifest: Manifest, archive: Path, report: VerificationReport, *,
+    manifest: Manifest, files: tuple[Path, Path], report: VerificationReport, *,
     opts: VerifyOptions, chosen: tuple[PgProgram, Instance], progress: ProgressFn,
 ) -> None:
     pg_restore, instance = chosen
+    stored_copy, archive = files
     clock = _Clock(report)
+    preparation = _Preparation(manifest, stored_copy, archive)
     try:
         progress(f"starting a {opts.instance} PostgreSQL {manifest.server_major} instance")
+        preparation.start()
         with clock.step("instance"):
             admin = instance.__enter__()
         try:
             report.instance = instance.describe()
+            prepared = preparation.outcome()
+            report.timings["decompress_seconds"] = preparation.seconds
+            report.add(prepared)
+            if prepared.failed:
+                return
             restore_and_check(manifest, archive, admin, report, pg_restore=pg_restore,
                               operator_checks=opts.operator_checks, jobs=opts.jobs,
                               progress=progress)
@@ -359,6 +442,7 @@ def _restore_and_check(
     except Interrupted:
         raise
     except (BackproofError, psycopg.Error) as exc:
+        preparation.join()
         _record_error(report, opts.instance, exc)
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import signal
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, ClassVar
@@ -99,10 +102,33 @@ class Instance(ABC):
         self._teardown_and_forget()
 
     def _teardown_and_forget(self) -> None:
-        try:
-            self.teardown()
-        finally:
-            _LIVE.discard(self)
+        with signals_deferred():
+            try:
+                self.teardown()
+            finally:
+                _LIVE.discard(self)
+
+
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a teardown runs, so a second Ctrl-C cannot leave a server
+    half-removed; they are delivered (and their usual handlers run) right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: pending.append(signum))
+                for s in _DEFERRED}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
 
 
 _LIVE: set[Instance] = set()
