@@ -33,7 +33,7 @@ from .manifest import Manifest, backup_id_time, is_backup_id
 # S3 multipart limits: https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
 MIN_PART_SIZE = 5 << 20
 MAX_PARTS = 10_000
-DEFAULT_PART_SIZE = 16 << 20
+DEFAULT_PART_SIZE = 8 << 20
 # Part size doubles every this many parts, so 10,000 parts reach far beyond any dump.
 PARTS_PER_SIZE_STEP = 1_000
 # Parts uploading concurrently; memory held is about (this + 1) x part size.
