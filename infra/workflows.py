@@ -211,6 +211,10 @@ class BackupWorkflow(Construct):
             "Verify",
             state_machine=verify,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            # Named after the database, so the console's list of verify runs reads well.
+            name=sfn.JsonPath.format(
+                "{}-{}", sfn.JsonPath.string_at("$.database"), sfn.JsonPath.uuid()
+            ),
             input=sfn.TaskInput.from_object(
                 {
                     "database": sfn.JsonPath.string_at("$.database"),

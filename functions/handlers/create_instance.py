@@ -7,6 +7,7 @@ from functools import cache
 from typing import Any
 
 import boto3
+
 from backproof.instances.rds import RdsSettings, create_instance
 
 from .env import settings

@@ -6,8 +6,9 @@ from functools import cache
 from typing import Any
 
 import boto3
-from backproof.instances.rds import delete_instance
 from botocore.exceptions import ClientError
+
+from backproof.instances.rds import delete_instance
 
 from .events import field
 from .observability import logger, tracer

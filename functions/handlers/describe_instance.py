@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 import boto3
+
 from backproof.instances.rds import describe_instance
 
 from .events import field

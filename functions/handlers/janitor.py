@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
 from backproof.instances.rds import delete_expired
 from backproof.listing import verification_status
 

@@ -6,6 +6,7 @@ from functools import cache
 from typing import Any
 
 import boto3
+
 from backproof.instances.rds import EPHEMERAL_TAG, EXPIRES_TAG
 
 from .aws import keep_instance

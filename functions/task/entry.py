@@ -151,6 +151,7 @@ def build(
 def ensure_database(url: str, password: str, dbname: str) -> None:
     """Create `dbname` on a fresh server (idempotent, so a retried task does not fail)."""
     import psycopg
+
     from backproof.instances import RestoreTarget
     from backproof.verify import create_database
 
@@ -217,7 +218,7 @@ def run(invocation: Invocation) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **invocation.env}
     env.pop("BACKPROOF_TASK_TOKEN", None)
     child = subprocess.Popen(
-        [*_cli(), *invocation.argv],
+        [*(invocation.program or _cli()), *invocation.argv],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -135,7 +135,7 @@ def load_handlers(world: World, monkeypatch: pytest.MonkeyPatch) -> dict[str, Mo
 
 def seed_orders(db: SourceDatabase) -> None:
     db.execute(
-        "CREATE TABLE public.orders (id bigint PRIMARY KEY, placed_at timestamptz NOT NULL, "
+        "CREATE TABLE public.orders (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, "
         "note text); INSERT INTO public.orders SELECT g, now() - g * interval '1 minute', "
         "'order ' || g FROM generate_series(1, 500) g;"
         "CREATE TABLE public.lines (order_id bigint REFERENCES public.orders, qty int);"

@@ -1,0 +1,292 @@
+"""The synthesized state machines executed by moto, end to end against real PostgreSQL.
+
+Lambda steps run the real handlers in-process; the dump/restore steps run the real container
+entry point as a local process, exactly as the workflow asked (command and environment), which
+reports back to the workflow with its task token. The temporary RDS instance is moto's record
+of one, with a local PostgreSQL cluster standing in as the server it would be.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from backproof.cluster import LocalCluster
+from tests.conftest import MotoServer, SourceDatabase
+from tests.infra.conftest import cdk_context, synthesize
+
+from .conftest import SLOTS_KEY, SLOTS_TABLE, World, build_world, event, load_handlers, seed_orders
+from .deployment import Deployment, enable_execution, entered, patch_moto
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    layer = tmp_path_factory.mktemp("layer")
+    (layer / "python").mkdir()
+    return synthesize(cdk_context(), layer, tmp_path_factory.mktemp("cdk.out")).template
+
+
+@pytest.fixture
+def target() -> Iterator[LocalCluster]:
+    """The server a temporary RDS instance would be."""
+    with LocalCluster(name="bp-target") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def deployed(
+    moto_server: MotoServer,
+    template: dict[str, Any],
+    orders: SourceDatabase,
+    target: LocalCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Deployment]:
+    # Given the stack deployed into moto, with the orders database's secret configured
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    monkeypatch.setenv("MOTO_PORT", moto_server.endpoint.rsplit(":", 1)[1])
+    enable_execution(moto_server.endpoint)
+    world = build_world()
+    handlers = load_handlers(world, monkeypatch)
+    patch_moto(monkeypatch, handlers)
+    secrets = boto3.client("secretsmanager")
+    cluster = orders.cluster
+    source = secrets.create_secret(
+        Name=f"src-{world.bucket}",
+        SecretString=json.dumps(
+            {
+                "username": "backproof",
+                "password": cluster.password,
+                "host": "127.0.0.1",
+                "port": cluster.port,
+                "dbname": orders.dbname,
+            }
+        ),
+    )["ARN"]
+    instance = secrets.create_secret(
+        Name=f"rds-{world.bucket}",
+        SecretString=json.dumps({"username": "backproof", "password": target.password}),
+    )["ARN"]
+
+    describe = handlers["describe_instance"].describe_instance
+
+    def as_local_server(rds: Any, identifier: str) -> Any:
+        state = describe(rds, identifier)
+        if state is None or state.status != "available":
+            return state
+        return replace(state, host="127.0.0.1", port=target.port, secret_arn=instance)
+
+    monkeypatch.setattr(handlers["describe_instance"], "describe_instance", as_local_server)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), **moto_server.env}
+    deployment = Deployment(template, world, env)
+    deployment.handlers = handlers  # type: ignore[attr-defined]
+    deployment.deploy(source)
+    deployment.start_task_runner()
+    yield deployment
+    deployment.stop()
+
+
+@pytest.fixture
+def orders(source_db: SourceDatabase) -> SourceDatabase:
+    seed_orders(source_db)
+    return source_db
+
+
+def rds_instances() -> list[dict[str, Any]]:
+    return boto3.client("rds").describe_db_instances()["DBInstances"]
+
+
+def slot_count() -> int:
+    item = boto3.client("dynamodb").get_item(TableName=SLOTS_TABLE, Key={"pk": {"S": SLOTS_KEY}})
+    return int(item.get("Item", {}).get("count", {"N": "0"})["N"])
+
+
+def stored(world: World) -> list[Any]:
+    from backproof.store import BackupStore
+
+    return BackupStore.from_url(world.store_url).list_backups("orders")
+
+
+def test_backup_workflow_dumps_verifies_by_restore_and_applies_retention(
+    deployed: Deployment, orders: SourceDatabase
+) -> None:
+    # When the daily schedule fires with its payload
+    result = deployed.execute("backup", event("backup-schedule"))
+    # Then the execution succeeds through every step
+    assert result["status"] == "SUCCEEDED", "\n".join(
+        [str(result.get("cause")), *map(str, deployed.tasks), *result["history"]]
+    )
+    states = entered(result)
+    for step in (
+        "ResolveConfig",
+        "Dump",
+        "RecordBackup",
+        "Verify",
+        "ApplyRetention",
+        "BackedUpAndVerified",
+    ):
+        assert step in states
+    # the dump ran as the task, with the secret's password only in its environment
+    backup_task, verify_task = deployed.tasks
+    assert backup_task.command[0] == "backup" and backup_task.returncode == 0
+    assert "s3://" not in " ".join(backup_task.command)  # the store comes from the task definition
+    assert orders.cluster.password not in " ".join(backup_task.command + verify_task.command)
+    assert verify_task.command[0] == "verify" and verify_task.returncode == 0
+    # and the backup is stored, verified by a real restore, with the evidence beside it
+    (backup,) = stored(deployed.world)
+    assert backup.verification["verdict"] == "verified"
+    assert backup.verification["instance"]["managed_by"] == "workflow"
+    # and the temporary instance is gone, its slot free again
+    assert rds_instances() == []
+    assert slot_count() == 0
+
+
+def test_verify_of_a_tampered_backup_fails_before_any_instance(
+    deployed: Deployment, orders: SourceDatabase
+) -> None:
+    from tests.workflow.conftest import take_backup
+
+    # Given a stored backup whose archive was changed afterwards
+    backup = take_backup(orders, deployed.world)
+    s3 = boto3.client("s3")
+    body = s3.get_object(Bucket=deployed.world.bucket, Key=backup["archive_key"])["Body"].read()
+    s3.put_object(
+        Bucket=deployed.world.bucket,
+        Key=backup["archive_key"],
+        Body=body[:-10],
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=deployed.world.key_arn,
+    )
+    # When an operator starts verify with the console sample
+    result = deployed.execute("verify", event("verify"))
+    # Then it fails on integrity, tells people, and never created an instance
+    assert result["status"] == "FAILED"
+    assert result["error"] == "IntegrityFailure"
+    states = entered(result)
+    assert "VerificationNotify" in states and "CreateInstance" not in states
+    assert rds_instances() == [] and deployed.tasks == []
+
+
+def test_a_failing_restore_task_still_deletes_the_instance(
+    deployed: Deployment, orders: SourceDatabase, target: LocalCluster
+) -> None:
+    from tests.workflow.conftest import take_backup
+
+    take_backup(orders, deployed.world)
+    # Given a temporary server whose master password does not match its secret
+    import psycopg
+
+    with psycopg.connect(**target.connect_kwargs(), autocommit=True) as conn:
+        conn.execute("ALTER USER backproof PASSWORD 'changed-behind-the-secret'")
+    result = deployed.execute("verify", event("verify"))
+    # Then the verification fails with the task's error, and the instance is deleted anyway
+    assert result["status"] == "FAILED", result["history"]
+    (task,) = deployed.tasks
+    assert task.returncode == 1
+    states = entered(result)
+    assert (
+        states.index("RestoreAndCheck")
+        < states.index("DeleteInstance")
+        < states.index("ReleaseSlot")
+    )
+    assert rds_instances() == []
+    assert slot_count() == 0
+    assert "changed-behind-the-secret" not in task.stdout + task.stderr
+
+
+def test_an_instance_that_never_becomes_available_is_deleted_after_the_ceiling(
+    deployed: Deployment, orders: SourceDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.workflow.conftest import take_backup
+
+    take_backup(orders, deployed.world)
+    module = deployed.handlers["describe_instance"]  # type: ignore[attr-defined]
+    real = module.describe_instance
+    monkeypatch.setattr(
+        module,
+        "describe_instance",
+        lambda rds, identifier: replace(real(rds, identifier), status="creating"),
+    )
+    result = deployed.execute("verify", event("verify"))
+    assert result["status"] == "FAILED"
+    assert result["error"] == "InstanceTimeout"
+    states = entered(result)
+    assert states.count("DescribeInstance") == 61  # the first poll plus 60 more: the ceiling
+    assert "InstanceTooSlow" in states and "DeleteInstance" in states
+    assert rds_instances() == [] and deployed.tasks == []
+
+
+def test_restore_dry_run_reports_the_plan_and_touches_nothing(
+    deployed: Deployment, orders: SourceDatabase
+) -> None:
+    from tests.workflow.conftest import take_backup
+
+    backup = take_backup(orders, deployed.world)
+    result = deployed.execute("restore", event("restore-existing-dry-run"))
+    assert result["status"] == "SUCCEEDED", result["history"]
+    plan = json.loads(result["output"])
+    assert plan["backup"]["backup_id"] == backup["backup_id"]
+    assert plan["tables"] == ["public.orders"]
+    assert "safety backup" in plan["summary"]
+    assert deployed.tasks == [] and rds_instances() == []
+
+
+def test_restore_with_a_wrong_confirmation_is_rejected_before_anything(
+    deployed: Deployment, orders: SourceDatabase
+) -> None:
+    from tests.workflow.conftest import take_backup
+
+    take_backup(orders, deployed.world)
+    request = event("restore-existing-dry-run")
+    request.update(dry_run=False, target={**request["target"], "confirm": "orders"})
+    result = deployed.execute("restore", request)
+    assert result["status"] == "FAILED"
+    assert result["error"] == "BadInput"
+    assert "target.confirm" in result["cause"]
+    assert entered(result)[-1] == "RequestRejected"
+    assert deployed.tasks == [] and rds_instances() == []
+
+
+def test_restore_into_a_new_instance_hands_it_over(
+    deployed: Deployment, orders: SourceDatabase, target: LocalCluster
+) -> None:
+    from tests.workflow.conftest import take_backup
+
+    take_backup(orders, deployed.world)
+    result = deployed.execute("restore", {**event("restore-new-instance")})
+    assert result["status"] == "SUCCEEDED", "\n".join(
+        [str(result.get("cause")), *map(str, deployed.tasks), *result["history"]]
+    )
+    (task,) = deployed.tasks
+    assert task.command[0] == "restore" and task.returncode == 0, task.stderr
+    # The restored rows are in the new server, and the instance is kept, off the janitor's list
+    import psycopg
+
+    with psycopg.connect(**target.connect_kwargs(orders.dbname)) as conn:
+        assert conn.execute("SELECT count(*) FROM public.orders").fetchone() == (500,)
+    (instance,) = rds_instances()
+    tags = {t["Key"] for t in instance["TagList"]}
+    assert "backproof:ephemeral" not in tags
+
+
+def test_janitor_workflow_deletes_a_leaked_instance_and_says_so(deployed: Deployment) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from backproof.instances.rds import RdsSettings, create_instance
+
+    create_instance(
+        boto3.client("rds"),
+        major=15,
+        settings=RdsSettings(subnet_group="backproof-verify"),
+        identifier="bp-leaked",
+        now=datetime.now(UTC) - timedelta(days=2),
+    )
+    result = deployed.execute("janitor", event("janitor-schedule"))
+    assert result["status"] == "SUCCEEDED", result["history"]
+    assert "NotifyLeaked" in entered(result)
+    assert rds_instances() == []
