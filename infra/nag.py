@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
+from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct
@@ -36,7 +36,26 @@ def _wild(scope: IConstruct, resource: str, reason: str) -> None:
     _ack(scope, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
 
 
-ARN = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{rest}"
+_ARN = "arn:<AWS::Partition>:{service}:{region}:{account}:{rest}"
+
+
+class _Arns:
+    """ARNs spelled as cdk-nag prints them: pseudo parameters stay <AWS::...> unless the
+    stack was given a concrete account or region (as `cdk synth` does from the CLI's env)."""
+
+    def __init__(self) -> None:
+        self.region = "<AWS::Region>"
+        self.account = "<AWS::AccountId>"
+
+    def bind(self, stack: Stack) -> None:
+        self.region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+        self.account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
+
+    def format(self, *, service: str, rest: str) -> str:
+        return _ARN.format(service=service, region=self.region, account=self.account, rest=rest)
+
+
+ARN = _Arns()
 
 
 def acknowledge(
@@ -53,6 +72,7 @@ def acknowledge(
     settings_prefix: str,
 ) -> None:
     """Acknowledge each known finding; `stack` resolves the logical ids findings name."""
+    ARN.bind(stack)
     verify_id = stack.resolve(stack.get_logical_id(verify_machine.node.default_child))  # type: ignore[arg-type]
     verify_name = json.dumps(
         {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": verify_id}]}]}, separators=(",", ":")

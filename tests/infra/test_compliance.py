@@ -80,3 +80,18 @@ def test_dockerfile_is_hadolint_clean() -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout == ""
+
+
+def test_nag_passes_for_a_concrete_account_and_region(
+    placeholder_layer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cdk synth` from the CLI gives the stack a concrete region (and, with credentials, an
+    # account); acknowledgements must still match the findings' spelling.
+    from .conftest import cdk_context, synthesize
+
+    monkeypatch.setenv("CDK_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
+    result = synthesize(cdk_context(), placeholder_layer, tmp_path)
+    report = json.loads((result.outdir / "validation-report.json").read_text())
+    assert report["pluginReports"][0]["violations"] == []
+    assert result.stack.region == "eu-west-1"

@@ -1,0 +1,243 @@
+"""The container entry point: the command lines it builds, and the process itself run with
+the arguments and environment the task definition and the workflow give it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import MotoServer, SourceDatabase
+
+from .conftest import ROOT, seed_orders
+
+sys.path.insert(0, str(ROOT / "functions" / "task"))
+import entry
+
+SECRETS = {
+    "source": {
+        "username": "app",
+        "password": "s3cr3t-source",
+        "host": "db.internal",
+        "port": 5432,
+        "dbname": "orders",
+    },
+    "staging": {
+        "username": "app",
+        "password": "s3cr3t-staging",
+        "host": "staging.internal",
+        "port": 5433,
+        "dbname": "orders_staging",
+    },
+    "rds": {"username": "backproof", "password": "s3cr3t-rds"},
+}
+
+
+def secret(arn: str) -> dict[str, Any]:
+    return SECRETS[arn]
+
+
+def test_backup_command_line_carries_no_password() -> None:
+    invocation = entry.build(
+        "backup",
+        {"database": "orders", "tier": "daily", "secret_arn": "source"},
+        secret,
+        "s3://bucket",
+        "key-arn",
+    )
+    assert invocation.argv == [
+        "backup",
+        "--source-url",
+        "postgresql://app@db.internal:5432/orders",
+        "--store",
+        "s3://bucket",
+        "--database-name",
+        "orders",
+        "--tier",
+        "daily",
+        "--kms-key-id",
+        "key-arn",
+        "--json",
+    ]
+    assert invocation.env == {"PGPASSWORD": "s3cr3t-source"}
+
+
+def test_restore_into_an_existing_database_needs_its_name_typed_back() -> None:
+    request = {
+        "database": "orders",
+        "backup_id": "latest",
+        "tables": ["public.orders"],
+        "target": {
+            "database": "orders-staging",
+            "secret_arn": "staging",
+            "confirm": "orders-staging",
+        },
+    }
+    invocation = entry.build("restore", request, secret, "s3://bucket", "key-arn")
+    assert invocation.argv[:8] == [
+        "restore",
+        "latest",
+        "--store",
+        "s3://bucket",
+        "--database-name",
+        "orders",
+        "--target-url",
+        "postgresql://app@staging.internal:5433/orders_staging",
+    ]
+    assert invocation.argv[8:] == [
+        "--table",
+        "public.orders",
+        "--clean",
+        "--confirm",
+        "orders_staging",
+        "--json",
+    ]
+    assert invocation.create_database is None
+    assert "s3cr3t" not in " ".join(invocation.argv)
+
+
+def test_restore_into_a_new_instance_creates_the_database_first() -> None:
+    request = {
+        "database": "orders",
+        "backup_id": "latest",
+        "target": {
+            "instance_id": "bp-1",
+            "host": "bp-1.rds.internal",
+            "port": 5432,
+            "secret_arn": "rds",
+            "dbname": "orders",
+        },
+    }
+    invocation = entry.build("restore", request, secret, "s3://bucket", None)
+    assert "--clean" not in invocation.argv
+    assert invocation.create_database == "orders"
+    assert invocation.env == {"PGPASSWORD": "s3cr3t-rds"}
+
+
+def test_verify_runs_against_the_given_server() -> None:
+    request = {
+        "database": "orders",
+        "backup_id": "b1",
+        "target": {
+            "instance_id": "bp-1",
+            "host": "bp-1.rds.internal",
+            "port": 5432,
+            "secret_arn": "rds",
+        },
+    }
+    invocation = entry.build("verify", request, secret, "s3://bucket", None)
+    assert invocation.program == [sys.executable, str(entry.VERIFY_GIVEN)]
+    assert (
+        invocation.env["BACKPROOF_TARGET_URL"]
+        == "postgresql://backproof@bp-1.rds.internal:5432/postgres"
+    )
+    assert json.loads(invocation.argv[0]) == request
+
+
+@pytest.mark.parametrize(
+    ("returncode", "stdout", "expected"),
+    [
+        (0, 'progress\n{"backup_id": "b1"}\n', (True, {"backup_id": "b1"}, "")),
+        (
+            0,
+            "no json\n",
+            (
+                False,
+                "TaskOutputMissing",
+                "backproof exited 0 without a JSON result on its last line",
+            ),
+        ),
+        (2, "", (False, "BadInput", "backproof: source unreachable")),
+        (
+            1,
+            '{"verdict": "failed", "failed_checks": []}\n',
+            (False, "VerificationFailed", '{"verdict": "failed", "failed_checks": []}'),
+        ),
+        (
+            1,
+            '{"error": "SourceUnavailable", "message": "down"}\n',
+            (False, "SourceUnavailable", '{"error": "SourceUnavailable", "message": "down"}'),
+        ),
+    ],
+)
+def test_outcome_maps_exit_codes_to_workflow_errors(
+    returncode: int, stdout: str, expected: tuple[Any, ...]
+) -> None:
+    assert entry.outcome(returncode, stdout, "backproof: source unreachable\n") == expected
+
+
+def test_unknown_action_is_a_bad_request() -> None:
+    with pytest.raises(entry.RequestError, match="unknown action 'dump'"):
+        entry.build("dump", {"database": "orders"}, secret, "s3://b", None)
+
+
+def _task_env(moto_server: MotoServer, bucket: str, key: str) -> dict[str, str]:
+    """The container's environment as the task definition sets it, without a task token."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        **moto_server.env,
+        "BACKPROOF_STORE": f"s3://{bucket}",
+        "BACKPROOF_KMS_KEY_ID": key,
+        "BACKPROOF_CLI": str(Path(sys.executable).parent / "backproof"),
+    }
+
+
+def test_entry_point_process_backs_up_with_the_workflow_arguments(
+    moto_server: MotoServer, source_db: SourceDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a bucket, key and connection secret on the loopback moto server
+    seed_orders(source_db)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    s3, kms, sm = (boto3.client(n) for n in ("s3", "kms", "secretsmanager"))
+    bucket = f"entry-{source_db.dbname.replace('_', '-')}"
+    s3.create_bucket(Bucket=bucket)
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    cluster = source_db.cluster
+    arn = sm.create_secret(
+        Name=bucket,
+        SecretString=json.dumps(
+            {
+                "username": "backproof",
+                "password": cluster.password,
+                "host": "127.0.0.1",
+                "port": cluster.port,
+                "dbname": source_db.dbname,
+            }
+        ),
+    )["ARN"]
+    request = json.dumps({"database": "orders", "tier": "weekly", "secret_arn": arn})
+    # When the container's entry point runs with the command the workflow passes
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "functions/task/entry.py"), "backup", request],
+        env=_task_env(moto_server, bucket, key),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    # Then it backs up and prints the result, and the password appears nowhere
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["rows"] == 1500 and result["tables"] == 2
+    assert cluster.password not in done.stdout + done.stderr
+    head = s3.head_object(Bucket=bucket, Key=result["manifest_key"])
+    assert head["ServerSideEncryption"] == "aws:kms"
+
+    # And with a secret that does not exist it reports a failure the workflow can act on
+    missing = json.dumps({"database": "orders", "tier": "weekly", "secret_arn": arn + "-gone"})
+    failed = subprocess.run(
+        [sys.executable, str(ROOT / "functions/task/entry.py"), "backup", missing],
+        env=_task_env(moto_server, bucket, key),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert failed.returncode == 1
+    assert json.loads(failed.stderr.strip().splitlines()[-1])["error"] == "SecretUnavailable"
