@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from backproof.cli import main
 from backproof.store import BackupStore
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from backproof.cli import main
@@ -142,3 +143,23 @@ def test_verify_backup_without_writing(source_db: SourceDatabase, s3_store: S3St
     assert report.passed and report.report_key is None
     assert not store.find(result.manifest.backup_id).has_verification
     assert_torn_down(isolated_tmp)
+
+
+def test_verify_into_a_given_server_leaves_the_server_to_its_owner(
+    source_db: SourceDatabase, s3_store: S3Store, isolated_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a backup and a server someone else runs (the workflow's RDS instance, say)
+    source_db.execute(SHOP)
+    _, result = take_backup(source_db, s3_store)
+    with LocalCluster(name="backproof-given") as server:
+        monkeypatch.setenv("PGPASSWORD", server.password)
+        # When verified into it by URL (password from PGPASSWORD, not the command line)
+        code = main(["verify", result.manifest.backup_id, "--store", s3_store.url, "--json",
+                     "--target-url", f"postgresql://backproof@127.0.0.1:{server.port}/postgres"])
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        # Then it verified, and the server is still up with the restored database on it
+        assert code == 0 and summary["verdict"] == "verified" and summary["instance"] == "given"
+        assert server.running
+        with psycopg.connect(**server.connect_kwargs(source_db.dbname)) as conn:
+            assert conn.execute("SELECT count(*) FROM orders").fetchone() == (1000,)

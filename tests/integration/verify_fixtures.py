@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from backproof.backup import BackupRequest, BackupResult, run_backup
 from backproof.source import SourceSpec
 from backproof.store import BackupStore

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from backproof.checks import (
     OperatorChecks,
     load_checks_file,

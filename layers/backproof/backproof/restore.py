@@ -462,10 +462,9 @@ def restore_backup(store: Any, req: RestoreRequest,
     """Operator restore: plan, integrity, safety backup, pg_restore, checks."""
     from .backup import BackupRequest, run_backup
     from .checks import run_checks
-    from .instances import RestoreTarget
     from .report import VerificationReport
     from .store import validate_database_name
-    from .verify import check_integrity, restore_check, select_pg_restore
+    from .verify import check_integrity, restore_check, select_pg_restore, target_from_url
 
     note = progress or (lambda _m: None)
     plan, target, stored, manifest, selected = plan_restore(store, req)
@@ -498,12 +497,7 @@ def restore_backup(store: Any, req: RestoreRequest,
             list_file = Path(work) / "selected.list"
             list_file.write_text("\n".join(select_table_entries(pg_restore, archive,
                                                                 set(selected))) + "\n")
-        params = target.params
-        rt = RestoreTarget(host=str(params.get("host") or os.environ.get("PGHOST", "localhost")),
-                           port=int(params.get("port") or os.environ.get("PGPORT") or 5432),
-                           user=str(params.get("user") or os.environ.get("PGUSER", "postgres")),
-                           dbname=target.dbname, password=params.get("password") or
-                           os.environ.get("PGPASSWORD"), sslmode=params.get("sslmode"))
+        rt = target_from_url(req.target_url)
         note(f"restoring into {plan.target}")
         outcome = PgRestore(pg_restore, archive, rt, jobs=req.jobs or os.cpu_count() or 1,
                             list_file=list_file, clean=req.clean,

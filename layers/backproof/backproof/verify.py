@@ -457,6 +457,10 @@ def verify_on_target(
     report = VerificationReport(stored.backup_id, stored.database,
                                 instance=dict(instance_info or {"kind": "external"}))
     clock = _Clock(report)
+    try:  # the right pg_restore must exist before anything is downloaded (exit 2)
+        select_pg_restore(store.load_manifest(stored), [pg_bin_dir] if pg_bin_dir else None)
+    except IntegrityError:
+        pass  # recorded by integrity_checks below
     with _workdir() as work:
         archive = work / "archive.dump"
         with clock.step("integrity"):
@@ -519,8 +523,25 @@ def add_verify_parser(sub: Any) -> None:
     rds.add_argument("--rds-instance-class", default=os.environ.get(
         "BACKPROOF_RDS_INSTANCE_CLASS", "db.t4g.medium"))
     rds.add_argument("--rds-kms-key-id", default=os.environ.get("BACKPROOF_RDS_KMS_KEY_ID"))
+    p.add_argument("--target-url", metavar="postgresql://USER@HOST:PORT/postgres",
+                   help="restore into a server you provide and remove yourself, instead of "
+                        "creating an instance (password from PGPASSWORD or a passfile)")
     add_output_args(p)
     p.set_defaults(handler=cmd_verify)
+
+
+def target_from_url(url: str) -> RestoreTarget:
+    """A server given as a URL; the password comes from the URL, PGPASSWORD or a passfile."""
+    from .source import SourceSpec
+
+    params = SourceSpec.from_url(url).params
+    return RestoreTarget(
+        host=str(params.get("host") or os.environ.get("PGHOST") or "localhost"),
+        port=int(params.get("port") or os.environ.get("PGPORT") or 5432),
+        user=str(params.get("user") or os.environ.get("PGUSER") or "postgres"),
+        dbname=str(params.get("dbname")), password=params.get("password") or
+        os.environ.get("PGPASSWORD"), sslmode=params.get("sslmode"),
+    )
 
 
 def rds_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -544,8 +565,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
         write=not args.no_write,
     )
     with StepProgress(enabled=not args.json and sys.stderr.isatty()) as status:
-        report = verify_backup(store, args.backup_id, database=args.database_name,
-                               options=options, progress=status.update)
+        if args.target_url:
+            admin = target_from_url(args.target_url)
+            report = verify_on_target(
+                store, store.find(args.backup_id, args.database_name), admin,
+                operator_checks=checks, jobs=args.jobs, pg_bin_dir=args.pg_bin_dir,
+                instance_info={"kind": "given", "target": admin.display},
+                write=not args.no_write, progress=status.update)
+        else:
+            report = verify_backup(store, args.backup_id, database=args.database_name,
+                                   options=options, progress=status.update)
     if args.json:
         import json
 
