@@ -199,3 +199,21 @@ def test_stale_data_fails_freshness(
     assert failed_subjects(report, "freshness") == {"orders.created_at=26h"}
     assert failed_checks(report) == {"freshness"}
     assert_torn_down(isolated_tmp)
+
+
+def test_unexpected_exception_mid_restore_still_tears_down(
+    shop: SourceDatabase, s3_store: S3Store, isolated_tmp: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a restore step that blows up with an error nobody anticipated
+    from backproof import verify as verify_module
+
+    def explode(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    store, result = take_backup(shop, s3_store)
+    monkeypatch.setattr(verify_module, "restore_into", explode)
+    # When verification runs, the error escapes...
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        verify_module.verify_backup(store, result.manifest.backup_id)
+    # ...and still no cluster, process or file outlives it
+    assert_torn_down(isolated_tmp)
