@@ -290,3 +290,48 @@ def test_janitor_workflow_deletes_a_leaked_instance_and_says_so(deployed: Deploy
     assert result["status"] == "SUCCEEDED", result["history"]
     assert "NotifyLeaked" in entered(result)
     assert rds_instances() == []
+
+
+def test_verification_waits_for_a_free_slot(deployed: Deployment, orders: SourceDatabase) -> None:
+    import threading
+
+    from tests.workflow.conftest import take_backup
+
+    take_backup(orders, deployed.world)
+    dynamodb = boto3.client("dynamodb")
+    # Given every verification slot taken (the example configuration allows two)
+    dynamodb.put_item(
+        TableName=SLOTS_TABLE,
+        Item={
+            "pk": {"S": SLOTS_KEY},
+            "count": {"N": "2"},
+            "a": {"S": "arn:aws:states:us-east-1:123456789012:execution:verify:a"},
+            "b": {"S": "arn:aws:states:us-east-1:123456789012:execution:verify:b"},
+        },
+    )
+
+    def finish_one() -> None:  # another verification ends a moment later
+        dynamodb.update_item(
+            TableName=SLOTS_TABLE,
+            Key={"pk": {"S": SLOTS_KEY}},
+            UpdateExpression="SET #c = #c - :one REMOVE a",
+            ExpressionAttributeNames={"#c": "count"},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    timer = threading.Timer(1.0, finish_one)
+    timer.start()
+    # When a verification starts, Then it retries until a slot is free, and only then creates
+    # its instance (retry waits are patched short; the ceiling is checked on the definition)
+    result = deployed.execute("verify", event("verify"))
+    timer.join()
+    assert result["status"] == "SUCCEEDED", "\n".join(result["history"])
+    history = result["history"]
+    retries = [
+        h
+        for h in history[: history.index("TaskStateEntered:CreateInstance")]
+        if h.startswith("TaskFailed")
+    ]
+    assert len(retries) >= 2
+    assert slot_count() == 1  # its own slot released, the other holder's untouched
+    assert rds_instances() == []
