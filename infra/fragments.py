@@ -70,7 +70,6 @@ class Fragments:
     def __init__(self, scope: Construct, res: Resources) -> None:
         self.scope = scope
         self.res = res
-        self.custom_policies: list[iam.PolicyStatement] = []
 
     # -- single steps ------------------------------------------------------------------
     def resolve_config(
@@ -122,7 +121,7 @@ class Fragments:
         self, sid: str, action: str, request_path: str, network_path: str, result_path: str
     ) -> sfn.CustomState:
         """Run the dump/restore container; it reports its JSON result via the task token."""
-        settings = network_path
+        settings = network_path  # where subnets, security groups and task size are read
         state: dict[str, Any] = {
             "Type": "Task",
             "Resource": "arn:aws:states:::ecs:runTask.waitForTaskToken",
