@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -117,6 +117,15 @@ class BackproofStack(Stack):
         Monitoring(
             self, "Monitoring", config=config, topic=notifications.topic, machines=self.machines
         )
+        # What an operator looks up after deploying: where backups are, which machines to start.
+        CfnOutput(
+            self,
+            "BackupStore",
+            value=f"s3://{storage.bucket.bucket_name}",
+            description="--store for the backproof command",
+        )
+        for name, machine in self.machines.items():
+            CfnOutput(self, f"{name.title()}StateMachine", value=machine.state_machine_arn)
         acknowledge(
             self,
             functions=functions.fn,
