@@ -148,3 +148,21 @@ def test_logging_and_tracing_on_every_machine(synth: Synth) -> None:
         props = synth.template["Resources"][logical_id]["Properties"]
         assert props["TracingConfiguration"] == {"Enabled": True}
         assert props["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_every_task_action_is_one_the_container_entry_point_knows(synth: Synth) -> None:
+    import re
+    import sys
+
+    from .conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "functions" / "task"))
+    import entry
+
+    seen = set()
+    for name in machines(synth.template):
+        for state in states_of(synth, name).values():
+            if state.get("Resource", "").endswith("ecs:runTask.waitForTaskToken"):
+                command = state["Parameters"]["Overrides"]["ContainerOverrides"][0]["Command.$"]
+                seen.add(re.match(r"States\.Array\('(\w+)'", command).group(1))  # type: ignore[union-attr]
+    assert seen == set(entry.ACTIONS)
