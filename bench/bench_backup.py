@@ -439,6 +439,18 @@ def run_lower_bound(dataset: str, db: str, env: dict[str, str]) -> Result:
                   r.cpu, {"argv": ["pg_dump", *argv[1:]], "rc": r.rc, "stderr": r.stderr[-2000:]})
 
 
+def run_zstd_floor(dataset: str, db: str, env: dict[str, str]) -> Result:
+    """Reference: dump plus zstd -1 (C, one thread) and nothing else: the least a compressed
+    backup costs on this machine."""
+    script = 'set -o pipefail; "$PG_DUMP" -Fc -Z0 --no-password -d "$DB" | zstd -q -1 -c | wc -c'
+    r = measure(["bash", "-c", script], {**env, "PG_DUMP": str(PG_BIN / "pg_dump"), "DB": db})
+    ok = r.rc == 0 and r.stdout.strip().isdigit()
+    return Result(dataset, "zstd-floor", r.wall, r.max1_bytes, r.tree_bytes,
+                  int(r.stdout.strip()) if ok else None, ok, r.cpu,
+                  {"shell": "pg_dump -Fc -Z0 | zstd -1 | wc -c", "rc": r.rc,
+                   "stderr": r.stderr[-2000:]})
+
+
 def run_gzip(dataset: str, db: str, env: dict[str, str], workdir: Path) -> Result:
     out = workdir / f"{dataset}.sql.gz"
     script = 'set -o pipefail; "$PG_DUMP" --no-password -d "$DB" | gzip > "$OUT"'
@@ -488,6 +500,7 @@ def run_container(dataset: str, db: str, env: dict[str, str], workdir: Path, s3:
 METHOD_LABELS = {
     "backproof": "backproof backup (zstd, fingerprints)",
     "lower-bound": "pg_dump -Fc -Z0 > /dev/null",
+    "zstd-floor": "(ref.) pg_dump -Fc -Z0 | zstd -1 > /dev/null",
     "gzip": "pg_dump | gzip > file",
     "container": "pg_dump -Fc > file; aws s3 cp",
     "backproof-nofp": "backproof --no-fingerprints",
@@ -594,6 +607,8 @@ def one_round(n: int, plan: list[tuple[str, str]], *, small: str, big: str, clus
         url = cluster.url(db)
         step(dataset, "lower bound", run_lower_bound, dataset, db, env)
         step(dataset, "backproof", run_backproof, dataset, "backproof", url, env, s3, extra=[])
+        if shutil.which("zstd"):
+            step(dataset, "pg_dump | zstd -1 (reference)", run_zstd_floor, dataset, db, env)
         step(dataset, "pg_dump | gzip", run_gzip, dataset, db, env, workdir)
         step(dataset, "pg_dump -Fc > file; upload", run_container, dataset, db, env, workdir, s3)
     step(small, "lower bound", run_lower_bound, small, "text_small", env)
