@@ -41,19 +41,12 @@ class RequestError(ValueError):
     """The request from the workflow is malformed (a bug in the state machine, not data)."""
 
 
-VERIFY_GIVEN = Path(__file__).with_name("verify_given.py")
-
-
 @dataclass
 class Invocation:
-    """What to run for one request: arguments, and the child's extra environment.
-
-    `program` is None for the `backproof` command itself.
-    """
+    """The `backproof` arguments for one request, and the child's extra environment."""
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict, repr=False)
-    program: list[str] | None = None
     # A fresh instance holds only `postgres`; the database to restore into is created first.
     create_database: str | None = None
 
@@ -122,11 +115,23 @@ def build(
     else:  # an existing configured database
         url, password = connection(secrets(target["secret_arn"]))
     if action == "verify":
-        return Invocation(
-            [json.dumps(request)],
-            {"PGPASSWORD": password, "BACKPROOF_TARGET_URL": url},
-            program=[sys.executable, str(VERIFY_GIVEN)],
-        )
+        # The workflow created the server and deletes it; the engine only restores and checks.
+        argv = [
+            "verify",
+            request["backup_id"],
+            "--store",
+            store,
+            "--database-name",
+            request["database"],
+            "--target-url",
+            url,
+        ]
+        checks = request.get("checks") or {}
+        for assertion in checks.get("assertions") or []:
+            argv += ["--assert", assertion]
+        for column, age in (checks.get("freshness") or {}).items():
+            argv += ["--fresh", f"{column}={age}"]
+        return Invocation([*argv, "--json"], {"PGPASSWORD": password})
 
     argv = [
         "restore",
@@ -218,7 +223,7 @@ def run(invocation: Invocation) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **invocation.env}
     env.pop("BACKPROOF_TASK_TOKEN", None)
     child = subprocess.Popen(
-        [*(invocation.program or _cli()), *invocation.argv],
+        [*_cli(), *invocation.argv],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

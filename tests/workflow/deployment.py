@@ -179,6 +179,8 @@ class Deployment:
     machine_arns: dict[str, str] = field(default_factory=dict)
     tasks: list[TaskRun] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _running: int = 0
 
     # -- stand the stack up -----------------------------------------------------------------
     def resolve(self, node: dict[str, Any]) -> str:
@@ -319,6 +321,8 @@ class Deployment:
                 continue
             for task in ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]:
                 seen.add(task["taskArn"])
+                with self._lock:
+                    self._running += 1
                 threading.Thread(target=self._run_task, args=(task,), daemon=True).start()
 
     def _run_task(self, task: dict[str, Any]) -> None:
@@ -331,12 +335,27 @@ class Deployment:
         env.update({e["name"]: e["value"] for e in definition.get("environment", [])})
         env.update({e["name"]: e["value"] for e in override.get("environment", [])})
         command = [sys.executable, str(ENTRY), *override["command"]]
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, check=False, timeout=300
-        )
-        self.tasks.append(TaskRun(override["command"], done.returncode, done.stdout, done.stderr))
+        try:
+            done = subprocess.run(
+                command, env=env, capture_output=True, text=True, check=False, timeout=300
+            )
+            self.tasks.append(
+                TaskRun(override["command"], done.returncode, done.stdout, done.stderr)
+            )
+        finally:
+            with self._lock:
+                self._running -= 1
 
     # -- running ------------------------------------------------------------------------------
+    def _wait_for_tasks(self) -> None:
+        """A task reports to the workflow just before its process exits: let it finish."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._running == 0:
+                    return
+            time.sleep(0.05)
+
     def history(self, arn: str) -> list[str]:
         return _history(boto3.client("stepfunctions"), arn)
 
@@ -351,6 +370,7 @@ class Deployment:
         while time.monotonic() < deadline:
             described = sfn.describe_execution(executionArn=arn)
             if described["status"] != "RUNNING":
+                self._wait_for_tasks()
                 described["history"] = self.history(arn)
                 # Nested executions (backup starts verify) follow, for the test's message.
                 for other in self.machine_arns.values():

@@ -140,7 +140,7 @@ def test_backup_workflow_dumps_verifies_by_restore_and_applies_retention(
     # and the backup is stored, verified by a real restore, with the evidence beside it
     (backup,) = stored(deployed.world)
     assert backup.verification["verdict"] == "verified"
-    assert backup.verification["instance"]["managed_by"] == "workflow"
+    assert backup.verification["instance"]["kind"] == "given"  # the workflow's instance
     # and the temporary instance is gone, its slot free again
     assert rds_instances() == []
     assert slot_count() == 0

@@ -119,10 +119,11 @@ def test_restore_into_a_new_instance_creates_the_database_first() -> None:
     assert invocation.env == {"PGPASSWORD": "s3cr3t-rds"}
 
 
-def test_verify_runs_against_the_given_server() -> None:
+def test_verify_runs_against_the_given_server_with_the_operator_checks() -> None:
     request = {
         "database": "orders",
         "backup_id": "b1",
+        "checks": {"assertions": ["SELECT true"], "freshness": {"public.orders.created_at": "26h"}},
         "target": {
             "instance_id": "bp-1",
             "host": "bp-1.rds.internal",
@@ -131,12 +132,22 @@ def test_verify_runs_against_the_given_server() -> None:
         },
     }
     invocation = entry.build("verify", request, secret, "s3://bucket", None)
-    assert invocation.program == [sys.executable, str(entry.VERIFY_GIVEN)]
-    assert (
-        invocation.env["BACKPROOF_TARGET_URL"]
-        == "postgresql://backproof@bp-1.rds.internal:5432/postgres"
-    )
-    assert json.loads(invocation.argv[0]) == request
+    assert invocation.argv == [
+        "verify",
+        "b1",
+        "--store",
+        "s3://bucket",
+        "--database-name",
+        "orders",
+        "--target-url",
+        "postgresql://backproof@bp-1.rds.internal:5432/postgres",
+        "--assert",
+        "SELECT true",
+        "--fresh",
+        "public.orders.created_at=26h",
+        "--json",
+    ]
+    assert invocation.env == {"PGPASSWORD": "s3cr3t-rds"}
 
 
 @pytest.mark.parametrize(
