@@ -114,3 +114,25 @@ def test_synth_fails_on_a_bad_configuration(placeholder_layer: Path, tmp_path: P
     # When the app is synthesized, Then synth stops with the field's name
     with pytest.raises(ConfigError, match="database 'orders': field 'secret_arn' is missing"):
         synthesize(context, placeholder_layer, tmp_path)
+
+
+def test_a_configured_layer_directory_must_hold_a_built_layer(tmp_path: Path) -> None:
+    from infra.functions import layer_directory
+
+    with pytest.raises(FileNotFoundError, match=r"has no python/ folder; run layers/build\.py"):
+        layer_directory(str(tmp_path))
+    (tmp_path / "python").mkdir()
+    assert layer_directory(str(tmp_path)) == tmp_path
+
+
+def test_layer_targets_the_functions_runtime() -> None:
+    import importlib.util
+
+    from infra.functions import LAMBDA_PYTHON
+
+    spec = importlib.util.spec_from_file_location("layer_build", Path("layers/build.py").resolve())
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.PYTHON_VERSION == LAMBDA_PYTHON
+    assert all("aarch64" in platform for platform in module.PLATFORMS)
