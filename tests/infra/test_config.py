@@ -11,7 +11,7 @@ import pytest
 
 from infra.config import ConfigError, load
 
-from .conftest import cdk_context, synthesize
+from .conftest import ROOT, cdk_context, synthesize
 
 
 def example() -> dict[str, Any]:
@@ -130,7 +130,7 @@ def test_layer_targets_the_functions_runtime() -> None:
 
     from infra.functions import LAMBDA_PYTHON
 
-    spec = importlib.util.spec_from_file_location("layer_build", Path("layers/build.py").resolve())
+    spec = importlib.util.spec_from_file_location("layer_build", ROOT / "layers" / "build.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
