@@ -163,3 +163,24 @@ def test_verify_into_a_given_server_leaves_the_server_to_its_owner(
         assert server.running
         with psycopg.connect(**server.connect_kwargs(source_db.dbname)) as conn:
             assert conn.execute("SELECT count(*) FROM orders").fetchone() == (1000,)
+
+
+def test_unwritable_evidence_fails_the_verification_but_keeps_the_result(
+    source_db: SourceDatabase, s3_store: S3Store, isolated_tmp: Path,
+) -> None:
+    from backproof.store import BackupStore
+
+    # Given a good backup, and a store that can no longer encrypt writes (its key disabled)
+    source_db.execute(SHOP)
+    _, result = take_backup(source_db, s3_store)
+    key = s3_store.kms.create_key()["KeyMetadata"]
+    s3_store.kms.disable_key(KeyId=key["KeyId"])
+    disabled = key["Arn"]
+    store = BackupStore.from_url(s3_store.url, kms_key_id=disabled)
+    # When verified
+    report = verify_backup(store, result.manifest.backup_id)
+    # Then every check passed, yet the verification fails because its evidence is not stored
+    assert report.failures == [] and not report.passed
+    assert report.error and "verification.json could not be written" in report.error
+    assert not store.find(result.manifest.backup_id).has_verification
+    assert_torn_down(isolated_tmp)

@@ -35,7 +35,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from psycopg import sql
 
 from .checks import FAIL, PASS, WARN, CheckResult, OperatorChecks, run_checks
-from .errors import BackproofError, IntegrityError, Interrupted, JobFailed
+from .errors import (
+    BackproofError,
+    IntegrityError,
+    Interrupted,
+    JobFailed,
+    StoreUnavailable,
+    UploadFailed,
+)
 from .instances import INSTANCE_KINDS, Instance, RestoreTarget, open_instance
 from .manifest import Manifest
 from .report import VerificationReport, render_report, write_report
@@ -339,8 +346,17 @@ def verify_backup(
     report.finish()
     if opts.write:
         progress("writing verification.json")
-        write_report(store, stored, report)
+        _write_or_record(store, stored, report)
     return report
+
+
+def _write_or_record(store: Any, stored: Any, report: VerificationReport) -> None:
+    """Unrecorded evidence is no evidence: a failed write fails the verification, but the
+    result is still returned (and printed) rather than lost."""
+    try:
+        write_report(store, stored, report)
+    except (UploadFailed, StoreUnavailable) as exc:
+        report.error = f"verification.json could not be written: {exc}"
 
 
 def preflight(manifest: Manifest, opts: VerifyOptions,
@@ -481,7 +497,7 @@ def verify_on_target(
     report.timings["total_seconds"] = round(time.monotonic() - started, 3)
     report.finish()
     if write:
-        write_report(store, stored, report)
+        _write_or_record(store, stored, report)
     return report
 
 
