@@ -217,3 +217,19 @@ def test_unexpected_exception_mid_restore_still_tears_down(
         verify_module.verify_backup(store, result.manifest.backup_id)
     # ...and still no cluster, process or file outlives it
     assert_torn_down(isolated_tmp)
+
+
+def test_archive_not_encrypted_as_recorded_fails_encryption(
+    shop: SourceDatabase, s3_store: S3Store, isolated_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the same archive bytes re-stored with SSE-S3 instead of the recorded KMS key
+    _, result = take_backup(shop, s3_store)
+    key = result.manifest.archive.key
+    body = s3_store.s3.get_object(Bucket=s3_store.bucket, Key=key)["Body"].read()
+    s3_store.s3.put_object(Bucket=s3_store.bucket, Key=key, Body=body,
+                           ServerSideEncryption="AES256")
+    code, report = verify(s3_store, result.manifest.backup_id, capsys)
+    # Then only the encryption check fails, before any instance existed
+    assert code == 1 and failed_checks(report) == {"integrity.encryption"}
+    assert report["instance"] == {}
+    assert_torn_down(isolated_tmp)
