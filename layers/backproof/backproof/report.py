@@ -146,13 +146,19 @@ def _fmt(value: Any, width: int = 48) -> str:
 
 def render_report(report: VerificationReport, console: Console) -> None:
     """Print what was checked, what it found, how long each step took, where the evidence is."""
+    _render_summary(report, console)
+    _render_differences(report, console)
+    _render_footer(report, console)
+
+
+def _render_summary(report: VerificationReport, console: Console) -> None:
     groups: dict[str, list[CheckResult]] = {}
     for c in report.checks:
         groups.setdefault(c.check, []).append(c)
     table = Table(title=f"{report.kind} of backup {report.backup_id} ({report.database})",
                   show_lines=False, expand=False)
     for col in ("check", "checked", "pass", "warn", "fail"):
-        table.add_column(col, justify="left" if col in ("check",) else "right")
+        table.add_column(col, justify="left" if col == "check" else "right")
     for name, results in groups.items():
         counts = Counter(r.verdict for r in results)
         table.add_row(
@@ -162,30 +168,42 @@ def render_report(report: VerificationReport, console: Console) -> None:
             Text(str(counts[FAIL]), style="bold red" if counts[FAIL] else "dim"),
         )
     console.print(table)
+
+
+def _render_differences(report: VerificationReport, console: Console, limit: int = 40) -> None:
     notable = [c for c in report.checks if c.verdict in (FAIL, WARN)]
-    if notable:
-        detail = Table(title="differences", show_lines=False)
-        for col in ("verdict", "check", "subject", "expected", "found", "detail"):
-            detail.add_column(col)
-        for c in notable[:40]:
-            detail.add_row(Text(c.verdict, style=_STYLE[c.verdict]), c.check, _fmt(c.subject, 40),
-                           _fmt(c.expected), _fmt(c.found), _fmt(c.detail, 60))
-        console.print(detail)
-        if len(notable) > 40:
-            console.print(f"… and {len(notable) - 40} more in the JSON report")
+    if not notable:
+        return
+    detail = Table(title="differences", show_lines=False)
+    for col in ("verdict", "check", "subject", "expected", "found", "detail"):
+        detail.add_column(col)
+    for c in notable[:limit]:
+        detail.add_row(Text(c.verdict, style=_STYLE[c.verdict]), c.check, _fmt(c.subject, 40),
+                       _fmt(c.expected), _fmt(c.found), _fmt(c.detail, 60))
+    console.print(detail)
+    if len(notable) > limit:
+        console.print(f"… and {len(notable) - limit} more in the JSON report")
+
+
+def _render_footer(report: VerificationReport, console: Console) -> None:
     if report.error:
         console.print(Text(f"error: {report.error}", style="bold red"))
     if report.timings:
         steps = "  ".join(f"{k.removesuffix('_seconds')} {v:.1f}s"
                           for k, v in report.timings.items())
         console.print(f"timings: {steps}")
-    if report.instance:
-        inst = report.instance
+    inst = report.instance
+    if inst.get("target"):
+        console.print(f"target: {inst['target']}")
+    elif inst:
         console.print(f"instance: {inst.get('kind')} PostgreSQL {inst.get('server_version')}"
                       + (f" ({inst['identifier']})" if inst.get("identifier") else ""))
     if report.report_key:
         console.print(f"evidence: {report.report_key}")
     style = "bold green" if report.passed else "bold red"
-    word = "VERIFIED" if report.passed else "FAILED"
+    if report.kind == "restore":
+        word = "RESTORED, checks agree" if report.passed else "RESTORED, CHECKS FAILED"
+    else:
+        word = "VERIFIED" if report.passed else "FAILED"
     console.print(Text(f"{word}: {report.counts()[PASS]} checks passed, "
                        f"{len(report.failures)} failed", style=style))

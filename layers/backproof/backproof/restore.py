@@ -457,6 +457,20 @@ def plan_restore(store: Any, req: RestoreRequest) -> tuple[RestorePlan, Any, Any
     return plan, target, stored, manifest, selected
 
 
+def verified_integrity(store: Any, stored: Any, archive: Path,
+                       progress: Callable[[str], None]) -> list[Any]:
+    """Integrity results for the report; IntegrityFailure (exit 1) if any check fails."""
+    from .verify import IntegrityFailure, integrity_checks
+
+    manifest, results = integrity_checks(store, stored, archive_path=archive, progress=progress)
+    failed = [r for r in results if r.failed]
+    if failed or manifest is None:
+        names = ", ".join(f"{r.check} (expected {r.expected}, found {r.found})" for r in failed)
+        raise IntegrityFailure(f"backup {stored.backup_id} failed integrity checks, the target "
+                               f"was not touched: {names}", results, manifest)
+    return results
+
+
 def restore_backup(store: Any, req: RestoreRequest,
                    progress: Callable[[str], None] | None = None) -> RestoreResult:
     """Operator restore: plan, integrity, safety backup, pg_restore, checks."""
@@ -464,7 +478,7 @@ def restore_backup(store: Any, req: RestoreRequest,
     from .checks import run_checks
     from .report import VerificationReport
     from .store import validate_database_name
-    from .verify import check_integrity, restore_check, select_pg_restore, target_from_url
+    from .verify import restore_check, select_pg_restore, target_from_url
 
     note = progress or (lambda _m: None)
     plan, target, stored, manifest, selected = plan_restore(store, req)
@@ -479,7 +493,7 @@ def restore_backup(store: Any, req: RestoreRequest,
         archive = Path(work) / "archive.dump"
         note("checking the backup's integrity")
         t0 = time.monotonic()
-        check_integrity(store, stored, archive_path=archive, progress=note)  # before the target
+        report.add(*verified_integrity(store, stored, archive, note))  # before the target
         report.timings["integrity_seconds"] = round(time.monotonic() - t0, 3)
         if plan.safety_backup:
             note("taking a safety backup of the target")
@@ -570,7 +584,8 @@ def cmd_restore(args: Any) -> int:
             out.update(result.report.summary())
         print(json.dumps(out, default=str))
     else:
-        print(("dry run, nothing touched:\n  " if req.dry_run else "") + "\n  ".join(plan.lines()))
+        print("dry run, nothing touched:" if req.dry_run else "restore plan:")
+        print("\n".join(f"  {line}" for line in plan.lines()))
         if result.safety_backup_id:
             print(f"safety backup: {result.safety_backup_id}")
         if result.report is not None:
