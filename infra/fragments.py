@@ -98,16 +98,21 @@ class Fragments:
         self,
         sid: str,
         function: str,
-        payload: dict[str, Any],
+        payload: dict[str, Any] | None,
         result_path: str | None,
         retry_on: list[str] | None = None,
     ) -> tasks.LambdaInvoke:
-        """A Lambda step; Lambda's own transient errors are retried by default."""
+        """A Lambda step; Lambda's own transient errors are retried by default.
+
+        With `payload` None the function gets the state's whole input and validates it itself,
+        so a field missing from an operator's input is named instead of failing the run.
+        """
         step = tasks.LambdaInvoke(
             self.scope,
             sid,
             lambda_function=self.res.functions[function],
-            payload=sfn.TaskInput.from_object(payload),
+            # No payload: Lambda receives the state input as it is.
+            payload=sfn.TaskInput.from_object(payload) if payload is not None else None,
             payload_response_only=True,
             result_path=result_path if result_path is not None else sfn.JsonPath.DISCARD,
         )

@@ -68,18 +68,19 @@ class VerifyWorkflow(Construct):
         f = Fragments(self, res)
         failed = f.failure("Verification", "verification", "backproof: verification failed")
 
+        # The integrity check comes first: it also validates the operator's input (a missing
+        # field is rejected by name) and reads nothing but the store.
+        rejected = sfn.Fail(
+            self,
+            "RequestRejected",
+            error_path=f"{ERROR_PATH}.Error",
+            cause_path=f"{ERROR_PATH}.Cause",
+        )
+        integrity = f.invoke("CheckIntegrity", "integrity", None, result_path="$.backup")
+        integrity.add_catch(rejected, errors=["BadInput"], result_path=ERROR_PATH)
+        integrity.add_catch(failed, result_path=ERROR_PATH)
         resolve = f.resolve_config("ResolveConfig")
         resolve.add_catch(failed, result_path=ERROR_PATH)
-        integrity = f.invoke(
-            "CheckIntegrity",
-            "integrity",
-            {
-                "database": sfn.JsonPath.string_at("$.database"),
-                "backup_id": sfn.JsonPath.string_at("$.backup_id"),
-            },
-            result_path="$.backup",
-        )
-        integrity.add_catch(failed, result_path=ERROR_PATH)
         acquire = f.acquire_slot("AcquireSlot")
         acquire.add_catch(failed, result_path=ERROR_PATH)
         instance_class = sfn.Pass(
@@ -151,7 +152,7 @@ class VerifyWorkflow(Construct):
         outcome.when(sfn.Condition.is_present(ERROR_PATH), failed).otherwise(
             record.next(sfn.Succeed(self, "Verified"))
         )
-        definition = resolve.next(integrity).next(acquire).next(instance_class).next(lifecycle)
+        definition = integrity.next(resolve).next(acquire).next(instance_class).next(lifecycle)
         self.state_machine = _machine(
             self, "StateMachine", definition, key=key, log_retention=log_retention, fragments=f
         )

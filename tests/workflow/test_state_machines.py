@@ -394,3 +394,14 @@ def test_restore_into_an_existing_database_takes_a_safety_backup_first(
     with psycopg.connect(**target.connect_kwargs("orders_staging")) as conn:
         assert conn.execute("SELECT count(*) FROM public.orders").fetchone() == (500,)
     assert output["backup_id"] == backup["backup_id"]
+
+
+def test_verify_input_missing_a_field_is_rejected_by_name(deployed: Deployment) -> None:
+    # When an operator forgets the database in the console input
+    result = deployed.execute("verify", {"backup_id": "latest"})
+    # Then the run is rejected naming the field, before anything is read or created
+    assert result["status"] == "FAILED"
+    assert result["error"] == "BadInput"
+    assert "event field 'database' is missing" in result["cause"]
+    assert entered(result) == ["CheckIntegrity", "RequestRejected"]
+    assert rds_instances() == [] and deployed.tasks == []
