@@ -158,3 +158,36 @@ def test_selective_restore_of_a_referenced_table_re_adds_the_foreign_keys(
     assert scalar(source_db, "SELECT count(*) FROM customers WHERE name LIKE '%damaged%'") == 0
     assert scalar(source_db, "SELECT count(*) FROM pg_constraint WHERE conname = "
                              "'orders_customer_id_fkey' AND convalidated") == 1
+
+
+def test_selective_restore_of_a_partitioned_table_brings_every_partition(
+    awkward_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a backup, then a partitioned table damaged in two of its partitions
+    _, result = take_backup(awkward_db, s3_store)
+    awkward_db.execute("DELETE FROM public.events WHERE id % 3 = 0; "
+                       "UPDATE public.no_pk SET b = 'kept' WHERE a = 2")
+    # When only the partitioned table is named (the manifest lists its partitions, not it)
+    code, out = restore(s3_store, result.manifest.backup_id, awkward_db, capsys,
+                        "--table", "events", "--clean", "--confirm", awkward_db.dbname)
+    # Then every partition is back with its attached indexes, and nothing else was touched
+    assert out is not None and out["failed_checks"] == [] and code == 0, out
+    assert scalar(awkward_db, "SELECT count(*) FROM public.events") == 800
+    assert scalar(awkward_db, "SELECT count(*) FROM pg_index i JOIN pg_class c ON "
+                              "c.oid = i.indexrelid WHERE c.relname LIKE 'events%' AND "
+                              "NOT i.indisvalid") == 0
+    assert scalar(awkward_db, "SELECT count(*) FROM pg_inherits WHERE inhparent = "
+                              "'public.events'::regclass") == 3
+    assert scalar(awkward_db, "SELECT b FROM public.no_pk WHERE a = 2") == "kept"
+
+
+def test_unknown_table_is_refused_before_the_target_is_touched(
+    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source_db.execute(SHOP)
+    _, result = take_backup(source_db, s3_store)
+    source_db.execute("DELETE FROM notes")
+    code, _ = restore(s3_store, result.manifest.backup_id, source_db, capsys,
+                      "--table", "no_such_table", "--clean", "--confirm", source_db.dbname)
+    assert code == 2
+    assert scalar(source_db, "SELECT count(*) FROM notes") == 0

@@ -75,6 +75,16 @@ def test_anything_not_known_harmless_is_fatal(text: str) -> None:
     assert messages and all(m.fatal for m in messages), messages
 
 
+def test_clean_of_a_partition_constraint_is_harmless_only_for_drop_constraint() -> None:
+    drop = ('pg_restore: error: could not execute query: ERROR:  cannot drop inherited constraint '
+            '"events_2024_pkey" of relation "events_2024"\nCommand was: ALTER TABLE IF EXISTS ONLY '
+            "public.events_2024 DROP CONSTRAINT IF EXISTS events_2024_pkey;\n")
+    assert [m.fatal for m in classify_pg_restore_output(drop)] == [False]
+    other = drop.replace("ALTER TABLE IF EXISTS ONLY public.events_2024 DROP CONSTRAINT IF "
+                         "EXISTS events_2024_pkey;", "DROP TABLE public.events_2024;")
+    assert [m.fatal for m in classify_pg_restore_output(other)] == [True]
+
+
 def test_progress_lines_are_information() -> None:
     messages = classify_pg_restore_output(
         'pg_restore: connecting to database for restore\npg_restore: creating TABLE "public.a"\n')

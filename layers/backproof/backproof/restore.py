@@ -73,6 +73,12 @@ HARMLESS_RULES: tuple[HarmlessRule, ...] = (
         re.compile(r"(\bOWNER TO\b|^\s*(GRANT|REVOKE|ALTER DEFAULT PRIVILEGES)\b)", re.I),
     ),
     HarmlessRule(
+        "--clean drops a partition's inherited constraint before its table; dropping the table "
+        "removes it anyway, and a table that were not dropped would fail its re-creation",
+        re.compile(r'cannot drop inherited constraint "[^"]+" of relation "[^"]+"'),
+        re.compile(r"^\s*ALTER TABLE (IF EXISTS )?ONLY \S+.* DROP CONSTRAINT ", re.I),
+    ),
+    HarmlessRule(
         "ownership cannot be given to a role this login is not a member of; contents unaffected",
         re.compile(r'must be (member|able to SET ROLE) of role "[^"]+"'),
         re.compile(r"\bOWNER TO\b", re.I),
@@ -236,7 +242,15 @@ _TOC_LINE = re.compile(r"^(\d+); (\d+) (\d+) (.+)$")
 _TABLE_SCOPED = ("TABLE", "TABLE DATA", "DEFAULT", "CONSTRAINT", "FK CONSTRAINT", "TRIGGER",
                  "POLICY", "ROW SECURITY", "TABLE ATTACH")
 _TABLE_SQL_SCOPED = ("INDEX", "SEQUENCE", "SEQUENCE OWNED BY", "SEQUENCE SET", "COMMENT",
-                     "STATISTICS", "INDEX ATTACH", "RULE")
+                     "STATISTICS", "RULE")
+
+
+# Longest first, so "TABLE DATA" is not read as "TABLE" with schema "DATA".
+_KNOWN_DESCS = sorted(
+    (*_TABLE_SCOPED, *_TABLE_SQL_SCOPED, "SCHEMA", "EXTENSION", "MATERIALIZED VIEW",
+     "MATERIALIZED VIEW DATA", "VIEW", "FUNCTION", "INDEX ATTACH", "TYPE", "DOMAIN",
+     "LARGE OBJECT", "BLOB", "BLOBS", "ACL", "SEQUENCE"),
+    key=len, reverse=True)
 
 
 @dataclass(frozen=True)
@@ -254,10 +268,7 @@ def parse_toc_line(line: str) -> TocEntry | None:
     if not match:
         return None
     rest = match[4]
-    for desc in sorted((*_TABLE_SCOPED, *_TABLE_SQL_SCOPED, "SCHEMA", "EXTENSION",
-                        "MATERIALIZED VIEW", "MATERIALIZED VIEW DATA", "VIEW", "FUNCTION",
-                        "TYPE", "DOMAIN", "LARGE OBJECT", "BLOB", "BLOBS", "ACL", "SEQUENCE"),
-                       key=len, reverse=True):
+    for desc in _KNOWN_DESCS:
         if rest.startswith(desc + " "):
             fields = rest[len(desc) + 1:].split(" ")
             return TocEntry(line, int(match[1]), desc, fields[0] if fields else "",
@@ -338,7 +349,43 @@ def select_table_entries(program: PgProgram, archive: Path,
             sequences.add(_object_name(e))
     keep |= {e.dump_id for e in entries
              if e.desc in ("SEQUENCE", "SEQUENCE SET") and _object_name(e) in sequences}
+    # A partition's indexes (plain, or behind a constraint) are attached to the parent's index.
+    indexes = {_object_name(e) for e in entries if e.dump_id in keep and e.desc == "INDEX"}
+    indexes |= {(e.schema, e.tag.split(" ")[1]) for e in entries
+                if e.dump_id in keep and e.desc == "CONSTRAINT" and " " in e.tag}
+    keep |= {e.dump_id for e in entries if e.desc == "INDEX ATTACH" and _object_name(e) in indexes}
     return [e.line for e in entries if e.dump_id in keep]
+
+
+def expand_partitioned(program: PgProgram, archive: Path,
+                       names: list[tuple[str | None, str]]) -> list[tuple[str, str]]:
+    """Partitioned tables named with --table (the manifest lists only their partitions): each
+    with every partition below it, read from the archive's TOC. BadInput if not there."""
+    from .errors import BadInput
+
+    entries = [e for e in (parse_toc_line(x) for x in archive_toc(program, archive)) if e]
+    tables = [_object_name(e) for e in entries if e.desc == "TABLE"]
+    attach = [e for e in entries if e.desc == "TABLE ATTACH"]
+    bodies = entry_sql(program, archive, attach)
+    chosen: list[tuple[str, str]] = []
+    for schema, name in names:
+        matches = [t for t in tables if t[1] == name and schema in (None, t[0])]
+        if not matches and schema is None:
+            matches = [t for t in tables if t[1] == name.lower()]
+        if len(matches) != 1:
+            shown = f"{schema}.{name}" if schema else name
+            raise BadInput(f"table {shown!r} is not in the backup (or the name is ambiguous: "
+                           "add the schema)")
+        todo = [matches[0]]
+        while todo:
+            parent = todo.pop()
+            if parent in chosen:
+                continue
+            chosen.append(parent)
+            below = re.compile(r"ALTER TABLE ONLY " + _qualified_name_pattern({parent}).pattern
+                               + r" ATTACH PARTITION ")
+            todo += [_object_name(e) for e in attach if below.search(bodies.get(e.dump_id, ""))]
+    return chosen
 
 
 # -- operator restores -------------------------------------------------------------------------
@@ -383,7 +430,11 @@ def target_relations(spec: Any) -> set[tuple[str, str]]:
         return {(s, n) for s, n in conn.execute(_USER_TABLES_SQL).fetchall()}
 
 
-def resolve_tables(manifest: Any, names: list[str]) -> list[tuple[str, str]]:
+def resolve_tables(manifest: Any, names: list[str], *,
+                   unresolved: list[tuple[str | None, str]] | None = None,
+                   ) -> list[tuple[str, str]]:
+    """(schema, table) for each --table name. Names the manifest does not list raise BadInput,
+    or, with `unresolved`, are collected there (partitioned parents: see expand_partitioned)."""
     from .checks import resolve_table, split_identifier_path
     from .errors import BadInput
 
@@ -394,6 +445,9 @@ def resolve_tables(manifest: Any, names: list[str]) -> list[tuple[str, str]]:
             raise BadInput(f"--table wants [SCHEMA.]TABLE, got {name!r}")
         schema, table = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
         found = resolve_table(manifest, table, schema)
+        if found is None and unresolved is not None:
+            unresolved.append((schema, table))
+            continue
         if found is None:
             raise BadInput(f"table {name!r} is not in backup {manifest.backup_id} (or the name is "
                            "ambiguous: add the schema)")
@@ -424,21 +478,24 @@ class RestoreResult:
     safety_backup_id: str | None = None
 
 
-def plan_restore(store: Any, req: RestoreRequest) -> tuple[RestorePlan, Any, Any, Any,
-                                                           list[tuple[str, str]]]:
+def plan_restore(store: Any, req: RestoreRequest) -> tuple[
+        RestorePlan, Any, Any, Any, list[tuple[str, str]], list[tuple[str | None, str]]]:
     """Validate everything and decide what would happen; touches nothing. BadInput (exit 2)
-    on any problem with the request."""
+    on any problem with the request. Names the manifest does not list come back separately:
+    they may be partitioned tables, resolved from the archive once its integrity is proved."""
     from .errors import BadInput
     from .source import SourceSpec
 
     target = SourceSpec.from_url(req.target_url)
     stored = store.find(req.backup_id, req.database)
     manifest = store.load_manifest(stored)
-    selected = resolve_tables(manifest, req.tables)
+    unresolved: list[tuple[str | None, str]] = []
+    selected = resolve_tables(manifest, req.tables, unresolved=unresolved)
     existing = target_relations(target)
     if existing and not req.clean:
         clash = existing & {(t.schema, t.name) for t in manifest.inventory.tables}
-        if not selected or clash & set(selected):
+        parents = {name for _, name in unresolved} & {name for _, name in existing}
+        if not (selected or unresolved) or clash & set(selected) or parents:
             raise BadInput(
                 f"target database {target.dbname!r} is not empty ({len(existing)} relations); "
                 f"restoring over it needs --clean --confirm {target.dbname}"
@@ -447,14 +504,16 @@ def plan_restore(store: Any, req: RestoreRequest) -> tuple[RestorePlan, Any, Any
         raise BadInput(f"--clean replaces objects in {target.dbname!r}: type its name back with "
                        f"--confirm {target.dbname}")
     rows = sum(t.rows for t in manifest.inventory.tables
-               if not selected or (t.schema, t.name) in selected)
+               if not (selected or unresolved) or (t.schema, t.name) in selected)
     plan = RestorePlan(
         backup_id=stored.backup_id, database=stored.database, target=target.display,
-        target_dbname=target.dbname, tables=[f"{s}.{n}" for s, n in selected],
+        target_dbname=target.dbname,
+        tables=[f"{s}.{n}" for s, n in selected] + [
+            f"{s + '.' if s else ''}{n} (with its partitions)" for s, n in unresolved],
         target_tables=len(existing), clean=req.clean, safety_backup=req.clean and bool(existing),
         rows=rows,
     )
-    return plan, target, stored, manifest, selected
+    return plan, target, stored, manifest, selected, unresolved
 
 
 def verified_integrity(store: Any, stored: Any, archive: Path,
@@ -481,7 +540,7 @@ def restore_backup(store: Any, req: RestoreRequest,
     from .verify import restore_check, select_pg_restore, target_from_url
 
     note = progress or (lambda _m: None)
-    plan, target, stored, manifest, selected = plan_restore(store, req)
+    plan, target, stored, manifest, selected, unresolved = plan_restore(store, req)
     result = RestoreResult(plan)
     if req.dry_run:
         return result
@@ -506,6 +565,9 @@ def restore_backup(store: Any, req: RestoreRequest,
             result.safety_backup_id = safety.manifest.backup_id
             report.tools["safety_backup"] = {"backup_id": safety.manifest.backup_id,
                                              "database": name}
+        if unresolved:
+            selected += [t for t in expand_partitioned(pg_restore, archive, unresolved)
+                         if t not in selected]
         list_file = None
         if selected:
             list_file = Path(work) / "selected.list"
