@@ -3,6 +3,7 @@ shows a password."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -260,3 +261,62 @@ def test_signal_mid_dump_aborts_and_leaves_no_backup(
             (source_db.dbname,),
         )
         assert left.fetchone() == (0,)
+
+
+def test_json_failure_names_the_error_class_on_stdout(
+    s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(
+        capsys,
+        "backup",
+        "--source-url",
+        f"postgresql://app:{SECRET}@127.0.0.1:1/shop",
+        "--store",
+        s3_store.url,
+        "--json",
+    )
+    assert code == 2
+    error = json.loads(out.strip().splitlines()[-1])
+    assert error["error"] == "SourceUnavailable" and error["exit_code"] == 2
+    assert "cannot connect" in error["message"] and SECRET not in out + err
+
+
+def test_every_object_is_tagged_with_its_tier(
+    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_cli(
+        capsys,
+        "backup",
+        "--source-url",
+        source_db.url,
+        "--store",
+        s3_store.url,
+        "--tier",
+        "monthly",
+        "--json",
+    )
+    assert code == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    for key in (result["archive_key"], result["manifest_key"]):
+        tags = s3_store.s3.get_object_tagging(Bucket=s3_store.bucket, Key=key)["TagSet"]
+        assert {"Key": "backproof:tier", "Value": "monthly"} in tags
+
+
+def test_failure_after_the_archive_is_stored_removes_it(
+    source_db: SourceDatabase, s3_store: S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the manifest cannot be written (the archive upload already completed)
+    from backproof.errors import UploadFailed
+
+    source_db.execute("CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g")
+    store = BackupStore.from_url(s3_store.url)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise UploadFailed("could not write the manifest: simulated outage")
+
+    monkeypatch.setattr(store, "put_bytes", refuse)
+    # When the backup runs
+    with pytest.raises(UploadFailed, match="simulated outage"):
+        run_backup(BackupRequest(SourceSpec.from_url(source_db.url), store, "t"))
+    # Then the archive is gone too: nothing listed, nothing left
+    nothing_stored(s3_store)

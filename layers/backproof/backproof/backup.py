@@ -24,6 +24,7 @@ import psycopg
 from . import __version__
 from .compression import compressor
 from .errors import BackproofError, BadInput, DumpFailed, JobFailed, redact
+from .instances import signals_deferred
 from .inventory import take_inventory
 from .manifest import COMPRESSIONS, TIERS, ArchiveInfo, Inventory, Manifest, new_backup_id
 from .source import SourceSpec
@@ -212,7 +213,7 @@ def _backup_in_snapshot(
     key = req.store.archive_key(req.database_name, backup_id, req.compression)
     progress("snapshot", {"snapshot": snapshot_id, "backup_id": backup_id})
 
-    upload = req.store.open_upload(key)
+    upload = req.store.open_upload(key, tier=req.tier)
     dump = _DumpProcess(pg_dump, req.source, snapshot_id, req.extra_pg_dump_args)
     inventory = _InventoryThread(conn, req.fingerprints, progress)
     try:
@@ -228,56 +229,60 @@ def _backup_in_snapshot(
             raise _inventory_failure(inventory.error)
         info = upload.complete()
     except BaseException:
-        dump.kill()
-        upload.abort()
-        if inventory.is_alive():
-            _cancel(conn)
-            inventory.join(timeout=30)
+        with signals_deferred():
+            dump.kill()
+            upload.abort()
+            if inventory.is_alive():
+                _cancel(conn)
+                inventory.join(timeout=30)
         raise
-    conn.rollback()  # ends the snapshot; the transaction was read-only
-    assert inventory.result is not None
-
-    manifest = Manifest(
-        backup_id=backup_id,
-        database=req.database_name,
-        source_database=req.source.dbname,
-        tier=req.tier,
-        created_at=started.isoformat(),
-        snapshot={
-            "id": snapshot_id,
-            "taken_at": taken_at.astimezone(UTC).isoformat(),
-            "txid_snapshot": txid,
-        },
-        server=server,
-        tools={
-            "pg_dump": {"version": pg_dump.version, "path": str(pg_dump.path)},
-            "backproof": __version__,
-        },
-        archive=ArchiveInfo(
-            key=key,
-            format="custom",
-            compression=req.compression,
-            size=info.size,
-            sha256=sha256,
-            raw_size=raw_size,
-            encryption=info.encryption,
-        ),
-        inventory=inventory.result,
-        dump_options={"extra_args": req.extra_pg_dump_args, "fingerprints": req.fingerprints},
-    )
-    manifest.timings = {
-        "dump_seconds": round(dump_seconds, 3),
-        "inventory_seconds": round(inventory.seconds, 3),
-        "total_seconds": round(time.monotonic() - t0, 3),
-    }
-    manifest_key = req.store.backup_prefix(req.database_name, backup_id) + "manifest.json"
     try:
-        req.store.put_bytes(manifest_key, manifest.to_json())
+        conn.rollback()  # ends the snapshot; the transaction was read-only
+        assert inventory.result is not None
+
+        manifest = Manifest(
+            backup_id=backup_id,
+            database=req.database_name,
+            source_database=req.source.dbname,
+            tier=req.tier,
+            created_at=started.isoformat(),
+            snapshot={
+                "id": snapshot_id,
+                "taken_at": taken_at.astimezone(UTC).isoformat(),
+                "txid_snapshot": txid,
+            },
+            server=server,
+            tools={
+                "pg_dump": {"version": pg_dump.version, "path": str(pg_dump.path)},
+                "backproof": __version__,
+            },
+            archive=ArchiveInfo(
+                key=key,
+                format="custom",
+                compression=req.compression,
+                size=info.size,
+                sha256=sha256,
+                raw_size=raw_size,
+                encryption=info.encryption,
+            ),
+            inventory=inventory.result,
+            dump_options={"extra_args": req.extra_pg_dump_args, "fingerprints": req.fingerprints},
+        )
+        manifest.timings = {
+            "dump_seconds": round(dump_seconds, 3),
+            "inventory_seconds": round(inventory.seconds, 3),
+            "total_seconds": round(time.monotonic() - t0, 3),
+        }
+        manifest_key = req.store.backup_prefix(req.database_name, backup_id) + "manifest.json"
+        req.store.put_bytes(manifest_key, manifest.to_json(), tier=req.tier)
+        progress("done", {"backup_id": backup_id, "size": info.size})
+        return BackupResult(manifest, manifest_key)
     except BaseException:
-        req.store.delete_prefix(req.store.backup_prefix(req.database_name, backup_id))
+        # The archive is complete but no manifest vouches for it yet: remove it, so a failure
+        # or a signal at this point leaves nothing behind either.
+        with signals_deferred():
+            req.store.delete_prefix(req.store.backup_prefix(req.database_name, backup_id))
         raise
-    progress("done", {"backup_id": backup_id, "size": info.size})
-    return BackupResult(manifest, manifest_key)
 
 
 def _stream(

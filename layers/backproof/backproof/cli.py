@@ -202,17 +202,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Handler = args.handler
         return handler(args)
     except KeyboardInterrupt:
-        print(
-            "backproof: interrupted (SIGINT); the job was cleaned up and nothing was recorded",
-            file=sys.stderr,
+        return _fail(
+            args,
+            Interrupted("interrupted (SIGINT); the job was cleaned up and nothing was recorded"),
         )
-        return Interrupted.exit_code
     except BackproofError as exc:
-        print(f"backproof: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(args, exc)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _fail(args: argparse.Namespace, exc: BackproofError) -> int:
+    """One line on stderr; with --json also a machine-readable error as stdout's last line, so
+    callers (the Fargate task) can tell a retryable cause from a final one."""
+    print(f"backproof: {exc}", file=sys.stderr)
+    if getattr(args, "json", False):
+        error = {"error": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        print(json.dumps(error), flush=True)
+    return exc.exit_code
 
 
 def _main_thread() -> bool:

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 import boto3
 from botocore.config import Config
@@ -43,6 +43,14 @@ MANIFEST_NAME = "manifest.json"
 VERIFICATION_NAME = "verification.json"
 ARCHIVE_NAMES = {"zstd": "archive.dump.zst", "gzip": "archive.dump.gz", "none": "archive.dump"}
 _DATABASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+TIER_TAG = "backproof:tier"
+
+
+def tagging(tier: str | None) -> dict[str, str]:
+    """Object tag naming the backup's tier; the bucket's lifecycle rules move tiers by it."""
+    return {"Tagging": urlencode({TIER_TAG: tier})} if tier else {}
 
 
 def validate_database_name(name: str) -> str:
@@ -200,11 +208,18 @@ class BackupStore:
 
     # -- writing -----------------------------------------------------------------------------
     def open_upload(
-        self, key: str, content_type: str = "application/octet-stream"
+        self, key: str, content_type: str = "application/octet-stream", *, tier: str | None = None
     ) -> MultipartUpload:
-        return MultipartUpload(self, key, content_type)
+        return MultipartUpload(self, key, content_type, tier=tier)
 
-    def put_bytes(self, key: str, data: bytes, content_type: str = "application/json") -> None:
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str = "application/json",
+        *,
+        tier: str | None = None,
+    ) -> None:
         try:
             self.client.put_object(
                 Bucket=self.bucket,
@@ -212,6 +227,7 @@ class BackupStore:
                 Body=data,
                 ContentType=content_type,
                 ChecksumAlgorithm="SHA256",
+                **tagging(tier),
                 **self.encryption_args(),
             )
         except (ClientError, BotoCoreError) as exc:
@@ -390,7 +406,12 @@ class BackupStore:
         return data if isinstance(data, dict) else None
 
     def write_verification(self, stored: StoredBackup, report: dict[str, Any]) -> str:
-        self.put_bytes(stored.verification_key, json.dumps(report, indent=2, default=str).encode())
+        tier = stored.manifest.tier if stored.manifest else report.get("tier")
+        self.put_bytes(
+            stored.verification_key,
+            json.dumps(report, indent=2, default=str).encode(),
+            tier=tier if isinstance(tier, str) else None,
+        )
         return stored.verification_key
 
 
@@ -401,7 +422,9 @@ class MultipartUpload:
     Nothing is visible under the key until `complete()`; `abort()` removes every part.
     """
 
-    def __init__(self, store: BackupStore, key: str, content_type: str) -> None:
+    def __init__(
+        self, store: BackupStore, key: str, content_type: str, *, tier: str | None = None
+    ) -> None:
         self.store = store
         self.key = key
         self.size = 0
@@ -419,6 +442,7 @@ class MultipartUpload:
                 Key=key,
                 ContentType=content_type,
                 ChecksumAlgorithm="SHA256",
+                **tagging(tier),
                 **store.encryption_args(),
             )["UploadId"]
         except ClientError as exc:
