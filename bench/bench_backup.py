@@ -200,7 +200,12 @@ class Run:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds by who spent them
 
 
-IDLE_WAIT_S = 10.0
+@dataclass
+class Options:
+    idle_wait_s: float = 3.0  # --idle-wait
+
+
+OPTIONS = Options()
 
 
 def measure(argv: list[str], env: dict[str, str], stdout_path: Path | None = None) -> Run:
@@ -209,7 +214,7 @@ def measure(argv: list[str], env: dict[str, str], stdout_path: Path | None = Non
     Also accounts CPU seconds during the run: the method's own tree, the cluster's server
     processes, the S3 endpoint, and `other` (the rest of the machine: any contention).
     """
-    waited = wait_idle(IDLE_WAIT_S)
+    waited = wait_idle(OPTIONS.idle_wait_s) if OPTIONS.idle_wait_s > 0 else 0.0
     with tempfile.TemporaryDirectory(prefix="bench-m-") as tmp:
         tfile = Path(tmp) / "time"
         if GNU_TIME.exists():
@@ -663,9 +668,12 @@ def main() -> int:
                     help="table size of the second, smaller copy of (b), in MB")
     ap.add_argument("--repeat", type=int, default=3,
                     help="rounds of every method; tables show the fastest run (default 3)")
+    ap.add_argument("--idle-wait", type=float, default=OPTIONS.idle_wait_s,
+                    help="before each run, wait up to this many seconds for an idle machine")
     ap.add_argument("--no-diagnose", action="store_true",
                     help="skip backproof --no-fingerprints / --compression none runs on (b)")
     args = ap.parse_args()
+    OPTIONS.idle_wait_s = args.idle_wait
     # SIGTERM (and SIGINT, which a background job started from a script ignores) end the run
     # through the normal exits, so the cluster and the S3 endpoint are always stopped.
     signal.signal(signal.SIGTERM, _exit_on_signal)
