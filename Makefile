@@ -54,6 +54,7 @@ unit: setup
 
 bench: setup
 	$(BIN)/python bench/bench_backup.py
+	$(BIN)/python bench/bench_upload_memory.py
 	$(BIN)/python bench/bench_verify.py
 
 clean:

@@ -34,10 +34,14 @@ from .manifest import Manifest, backup_id_time, is_backup_id
 MIN_PART_SIZE = 5 << 20
 MAX_PARTS = 10_000
 DEFAULT_PART_SIZE = 8 << 20
-# Part size doubles every this many parts, so 10,000 parts reach far beyond any dump.
+# Part size doubles every this many parts, up to MAX_PART_SIZE: 10,000 parts then hold
+# 8 + 16 + 8,000 x 32 MiB, about 280 GiB of compressed archive.
 PARTS_PER_SIZE_STEP = 1_000
-# Parts uploading concurrently; memory held is about (this + 1) x part size.
-UPLOAD_CONCURRENCY = 3
+MAX_PART_SIZE = 32 << 20
+# Bytes of parts being uploaded at once (at least one part). With the part being filled this
+# bounds the upload's memory: about 2 x 32 MiB at the largest part size, whatever the dump.
+IN_FLIGHT_BUDGET = 32 << 20
+UPLOAD_CONCURRENCY = IN_FLIGHT_BUDGET // DEFAULT_PART_SIZE
 
 MANIFEST_NAME = "manifest.json"
 VERIFICATION_NAME = "verification.json"
@@ -418,8 +422,9 @@ class BackupStore:
 class MultipartUpload:
     """Streams bytes to one object in parts, uploading while the producer keeps writing.
 
-    Memory is bounded: at most UPLOAD_CONCURRENCY parts in flight plus the one being filled.
-    Nothing is visible under the key until `complete()`; `abort()` removes every part.
+    Memory is bounded: the part being filled (a preallocated buffer, so bytes are copied
+    once) plus at most IN_FLIGHT_BUDGET bytes of parts uploading. Nothing is visible under
+    the key until `complete()`; `abort()` removes every part.
     """
 
     def __init__(
@@ -429,10 +434,11 @@ class MultipartUpload:
         self.key = key
         self.size = 0
         self._parts: list[Future[dict[str, Any]]] = []
-        self._pending: list[bytes] = []
-        self._pending_len = 0
         self._part_size = DEFAULT_PART_SIZE
-        self._slots = threading.BoundedSemaphore(UPLOAD_CONCURRENCY)
+        self._buffer = bytearray(self._part_size)
+        self._filled = 0
+        self._in_flight = 0
+        self._room = threading.Condition()
         self._pool = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix="s3-part")
         self._errors: queue.Queue[BaseException] = queue.Queue()
         self._done = False
@@ -462,29 +468,36 @@ class MultipartUpload:
             raise UploadFailed(
                 f"upload of s3://{self.store.bucket}/{self.key} failed: {self._errors.get()}"
             )
-        self._pending.append(data)
-        self._pending_len += len(data)
         self.size += len(data)
-        if self._pending_len < self._part_size:
-            return
-        blob = memoryview(b"".join(self._pending))
-        while len(blob) >= self._part_size:
-            part_size = self._part_size
-            self._submit(bytes(blob[:part_size]))
-            blob = blob[part_size:]
-        self._pending = [bytes(blob)] if len(blob) else []
-        self._pending_len = len(blob)
+        view = memoryview(data)
+        while view:
+            take = min(len(view), self._part_size - self._filled)
+            self._buffer[self._filled : self._filled + take] = view[:take]
+            self._filled += take
+            view = view[take:]
+            if self._filled == self._part_size:
+                self._submit(self._buffer)
+                self._buffer = bytearray(self._part_size)
+                self._filled = 0
 
-    def _submit(self, chunk: bytes) -> None:
+    def _submit(self, chunk: bytes | bytearray) -> None:
         number = len(self._parts) + 1
         if number > MAX_PARTS:
-            raise UploadFailed(f"archive exceeds {MAX_PARTS} parts; raise the part size")
+            raise UploadFailed(
+                f"archive exceeds S3's {MAX_PARTS} parts of at most {MAX_PART_SIZE >> 20} MiB; "
+                "split the database into several backups (pg_dump options) or raise "
+                "MAX_PART_SIZE"
+            )
         if number % PARTS_PER_SIZE_STEP == 0:
-            self._part_size *= 2
-        self._slots.acquire()
+            self._part_size = min(self._part_size * 2, MAX_PART_SIZE)
+        size = len(chunk)
+        with self._room:
+            while self._in_flight and self._in_flight + size > IN_FLIGHT_BUDGET:
+                self._room.wait()
+            self._in_flight += size
         self._parts.append(self._pool.submit(self._upload_part, number, chunk))
 
-    def _upload_part(self, number: int, chunk: bytes) -> dict[str, Any]:
+    def _upload_part(self, number: int, chunk: bytes | bytearray) -> dict[str, Any]:
         try:
             checksum = base64.b64encode(hashlib.sha256(chunk).digest()).decode()
             response = self.store.client.upload_part(
@@ -500,12 +513,14 @@ class MultipartUpload:
             self._errors.put(exc)
             raise
         finally:
-            self._slots.release()
+            with self._room:
+                self._in_flight -= len(chunk)
+                self._room.notify_all()
 
     def complete(self) -> ObjectInfo:
-        if self._pending_len or not self._parts:
-            self._submit(b"".join(self._pending))
-            self._pending, self._pending_len = [], 0
+        if self._filled or not self._parts:
+            self._submit(bytes(self._buffer[: self._filled]))
+            self._buffer, self._filled = bytearray(), 0
         try:
             parts = [f.result() for f in self._parts]
             self.store.client.complete_multipart_upload(
@@ -542,7 +557,7 @@ class MultipartUpload:
         except (ClientError, BotoCoreError):
             pass  # the bucket's lifecycle rule for incomplete uploads is the backstop
         self.upload_id = None
-        self._pending, self._pending_len = [], 0
+        self._buffer, self._filled = bytearray(), 0
 
     def __enter__(self) -> MultipartUpload:
         return self
