@@ -201,6 +201,23 @@ class Fragments:
         )
 
     # -- chains ------------------------------------------------------------------------
+    def delete_instance(self, subject: str, then: sfn.IChainable) -> tasks.LambdaInvoke:
+        """Delete the temporary instance, then go on to `then`. A deletion that keeps failing
+        notifies people (the janitor deletes it at its expiry) and still goes on to `then`."""
+        delete = self.invoke(
+            "DeleteInstance",
+            "delete_instance",
+            {"instance_id": sfn.JsonPath.string_at("$.instance.instance_id")},
+            result_path="$.deleted",
+            retry_on=[INSTANCE_BUSY],
+        )
+        leaked = self.notify("NotifyInstanceLeaked", subject, message_path="$.delete_error")
+        delete.add_catch(leaked, result_path="$.delete_error")
+        leaked.add_catch(then, result_path="$.notify_error")
+        delete.next(then)
+        leaked.next(then)
+        return delete
+
     def failure(self, prefix: str, kind: str, subject: str) -> sfn.IChainable:
         """Record the failure as a metric, tell people, end with the cause.
 

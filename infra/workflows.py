@@ -11,7 +11,6 @@ from constructs import Construct
 
 from .fragments import (
     ERROR_PATH,
-    INSTANCE_BUSY,
     TRANSIENT_TASK_ERRORS,
     Fragments,
     Resources,
@@ -96,22 +95,7 @@ class VerifyWorkflow(Construct):
         # A slot that cannot be released is freed by the janitor; the outcome still counts.
         release.add_catch(outcome, result_path="$.release_error")
         release.next(outcome)
-        delete = f.invoke(
-            "DeleteInstance",
-            "delete_instance",
-            {"instance_id": sfn.JsonPath.string_at("$.instance.instance_id")},
-            result_path="$.deleted",
-            retry_on=[INSTANCE_BUSY],
-        )
-        leaked = f.notify(
-            "NotifyInstanceLeaked",
-            "backproof: temporary instance not deleted",
-            message_path="$.delete_error",
-        )
-        leaked.add_catch(release, result_path="$.notify_error")
-        delete.add_catch(leaked, result_path="$.delete_error")
-        delete.next(release)
-        leaked.next(release)
+        delete = f.delete_instance("backproof: temporary instance not deleted", then=release)
 
         request = sfn.Pass(
             self,
@@ -320,22 +304,7 @@ class RestoreWorkflow(Construct):
         )
 
         # -- into a new instance (kept on success, deleted on failure) --
-        delete = f.invoke(
-            "DeleteInstance",
-            "delete_instance",
-            {"instance_id": sfn.JsonPath.string_at("$.instance.instance_id")},
-            result_path="$.deleted",
-            retry_on=[INSTANCE_BUSY],
-        )
-        leaked = f.notify(
-            "NotifyInstanceLeaked",
-            "backproof: restore instance not deleted",
-            message_path="$.delete_error",
-        )
-        delete.add_catch(leaked, result_path="$.delete_error")
-        leaked.add_catch(failed, result_path="$.notify_error")
-        delete.next(failed)
-        leaked.next(failed)
+        delete = f.delete_instance("backproof: restore instance not deleted", then=failed)
         new_request = sfn.Pass(
             self,
             "PrepareNewInstanceRequest",

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache
 from typing import Any
-
-import boto3
 
 from backproof.instances.rds import RdsSettings, create_instance
 
+from .clients import rds
 from .env import settings
 from .events import field
 from .observability import logger, tracer
@@ -18,11 +16,6 @@ SETTINGS = settings()
 # Covers the slowest path the workflow allows (an hour of polling, a 24-hour restore task);
 # past this the janitor deletes the instance even if its workflow never did.
 INSTANCE_TTL = timedelta(hours=26)
-
-
-@cache
-def rds() -> Any:
-    return boto3.client("rds")
 
 
 @logger.inject_lambda_context

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
 from backproof.instances.rds import delete_instance
 
+from .clients import rds
 from .events import field
 from .observability import logger, tracer
 
 
 class InstanceBusy(RuntimeError):
     """RDS refuses deletion in the instance's current state; the workflow retries."""
-
-
-@cache
-def rds() -> Any:
-    return boto3.client("rds")
 
 
 @logger.inject_lambda_context

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
-
-import boto3
 
 from backproof.instances.rds import describe_instance
 
+from .clients import rds
 from .events import field
 from .observability import logger, tracer
 
 GONE = "not-found"
-
-
-@cache
-def rds() -> Any:
-    return boto3.client("rds")
 
 
 @logger.inject_lambda_context

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
-
-import boto3
 
 from backproof.instances.rds import EPHEMERAL_TAG, EXPIRES_TAG
 
 from .aws import keep_instance
+from .clients import rds
 from .events import field
 from .observability import logger, tracer
-
-
-@cache
-def rds() -> Any:
-    return boto3.client("rds")
 
 
 @logger.inject_lambda_context

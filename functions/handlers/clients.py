@@ -1,0 +1,13 @@
+"""AWS clients, created once per Lambda container and reused across invocations."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+
+
+@cache
+def rds() -> Any:
+    return boto3.client("rds")
