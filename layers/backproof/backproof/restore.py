@@ -751,6 +751,24 @@ def _read_toc_entry(reader: _ArchiveReader, version: tuple[int, int],
     return dump_id, slot, flag
 
 
+def _search(fh: Any, pattern: re.Pattern[bytes], start: int, skip: int,
+            chunk: int = 8 << 20) -> int:
+    """Position of the first match at or after `start`, plus `skip`; -1 if none. Reads the
+    file in chunks (memory stays flat whatever the archive size)."""
+    fh.seek(start)
+    carry = b""
+    base = start
+    overlap = 64
+    while block := fh.read(chunk):
+        buf = carry + block
+        match = pattern.search(buf)
+        if match:
+            return base - len(carry) + match.start() + skip
+        carry = buf[-overlap:]
+        base += len(block)
+    return -1
+
+
 def add_data_offsets(path: Path) -> int:
     """Record each data block's position in the TOC of a custom archive written to a pipe.
 
@@ -775,15 +793,13 @@ def add_data_offsets(path: Path) -> int:
                 if flag != _K_OFFSET_POS_NOT_SET:
                     continue
                 header = _int_bytes(dump_id, int_size)
-                position = -1
-                for kind in (_BLK_DATA, _BLK_BLOBS):
-                    block = bytes([kind]) + header
-                    if data[cursor:cursor + len(block)] == block:
-                        position = cursor
-                        break
-                    hit = data.find(b"\x00" * (int_size + 1) + block, cursor)
-                    if hit >= 0 and (position < 0 or hit + int_size + 1 < position):
-                        position = hit + int_size + 1
+                if data[cursor] in (_BLK_DATA, _BLK_BLOBS) and data[
+                        cursor + 1:cursor + 1 + len(header)] == header:
+                    position = cursor
+                else:
+                    end_and_start = re.compile(
+                        re.escape(b"\x00" * (int_size + 1)) + b"[\x01\x03]" + re.escape(header))
+                    position = _search(fh, end_and_start, cursor, int_size + 1)
                 if position < 0:
                     break
                 found.append((slot, position))
