@@ -191,3 +191,22 @@ def test_unknown_table_is_refused_before_the_target_is_touched(
                       "--table", "no_such_table", "--clean", "--confirm", source_db.dbname)
     assert code == 2
     assert scalar(source_db, "SELECT count(*) FROM notes") == 0
+
+
+def test_selective_restore_skips_foreign_keys_of_tables_the_target_lacks(
+    source_db: SourceDatabase, target_db: SourceDatabase, s3_store: S3Store,
+    capsys: pytest.CaptureFixture[str], isolated_tmp: Path,
+) -> None:
+    # Given a backup where sales.orders references customers, and a target that has only
+    # customers (with other rows)
+    source_db.execute(SHOP)
+    _, result = take_backup(source_db, s3_store)
+    target_db.execute("CREATE TABLE customers (id int PRIMARY KEY, name text); "
+                      "INSERT INTO customers VALUES (999, 'local')")
+    # When only customers is restored over it
+    code, report = restore(s3_store, result.manifest.backup_id, target_db, capsys,
+                           "--table", "customers", "--clean", "--confirm", target_db.dbname)
+    # Then the restore succeeds without trying to re-add orders' foreign key
+    assert code == 0, report
+    assert scalar(target_db, "SELECT count(*) FROM customers") == 100
+    assert scalar(target_db, "SELECT to_regclass('sales.orders')::text") is None

@@ -329,10 +329,14 @@ def _object_name(entry: TocEntry) -> tuple[str, str]:
     return entry.schema, entry.tag.split(" ", 1)[0] if entry.tag else ""
 
 
-def select_table_entries(program: PgProgram, archive: Path,
-                         tables: set[tuple[str, str]]) -> list[str]:
+def select_table_entries(program: PgProgram, archive: Path, tables: set[tuple[str, str]],
+                         present: set[tuple[str, str]] | None = None) -> list[str]:
     """TOC lines restoring the given tables with their data, indexes, constraints, defaults,
-    triggers and owned sequences, and nothing else."""
+    triggers and owned sequences, and nothing else.
+
+    Foreign keys of other tables that point at a selected one are re-added only when that
+    other table is in `present` (the target's tables; None means all): a key cannot be added
+    to a table the target does not have."""
     entries = [e for e in (parse_toc_line(x) for x in archive_toc(program, archive)) if e]
     keep = {e.dump_id for e in entries if e.desc in _TABLE_SCOPED and _object_name(e) in tables}
     # Indexes, sequences and comments do not name their table in the TOC, and foreign keys of
@@ -342,8 +346,10 @@ def select_table_entries(program: PgProgram, archive: Path,
         (e.desc in _TABLE_SQL_SCOPED and e.desc != "SEQUENCE SET") or e.desc == "FK CONSTRAINT")]
     pattern = _qualified_name_pattern(tables)
     sequences = set()
+    absent = {e.dump_id for e in maybe if e.desc == "FK CONSTRAINT" and present is not None
+              and _object_name(e) not in present}
     for dump_id, body in entry_sql(program, archive, maybe).items():
-        if pattern.search(body):
+        if dump_id not in absent and pattern.search(body):
             keep.add(dump_id)
     for e in maybe:
         if e.dump_id in keep and e.desc in ("SEQUENCE", "SEQUENCE OWNED BY"):
@@ -572,8 +578,11 @@ def restore_backup(store: Any, req: RestoreRequest,
         list_file = None
         if selected:
             list_file = Path(work) / "selected.list"
-            list_file.write_text("\n".join(select_table_entries(pg_restore, archive,
-                                                                set(selected))) + "\n")
+            from .source import SourceSpec
+
+            present = target_relations(SourceSpec.from_url(req.target_url)) | set(selected)
+            entries = select_table_entries(pg_restore, archive, set(selected), present=present)
+            list_file.write_text("\n".join(entries) + "\n")
         rt = target_from_url(req.target_url)
         note(f"restoring into {plan.target}")
         outcome = PgRestore(pg_restore, archive, rt, jobs=req.jobs or os.cpu_count() or 1,
