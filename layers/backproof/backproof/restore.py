@@ -537,6 +537,18 @@ def verified_integrity(store: Any, stored: Any, archive: Path,
     return results
 
 
+def _selection_list(program: PgProgram, archive: Path, selected: list[tuple[str, str]],
+                    target_url: str, work: Path) -> Path:
+    """pg_restore's --use-list file for a selective restore into the target as it is now."""
+    from .source import SourceSpec
+
+    present = target_relations(SourceSpec.from_url(target_url)) | set(selected)
+    list_file = work / "selected.list"
+    entries = select_table_entries(program, archive, set(selected), present=present)
+    list_file.write_text("\n".join(entries) + "\n")
+    return list_file
+
+
 def restore_backup(store: Any, req: RestoreRequest,
                    progress: Callable[[str], None] | None = None) -> RestoreResult:
     """Operator restore: plan, integrity, safety backup, pg_restore, checks."""
@@ -575,14 +587,8 @@ def restore_backup(store: Any, req: RestoreRequest,
         if unresolved:
             selected += [t for t in expand_partitioned(pg_restore, archive, unresolved)
                          if t not in selected]
-        list_file = None
-        if selected:
-            list_file = Path(work) / "selected.list"
-            from .source import SourceSpec
-
-            present = target_relations(SourceSpec.from_url(req.target_url)) | set(selected)
-            entries = select_table_entries(pg_restore, archive, set(selected), present=present)
-            list_file.write_text("\n".join(entries) + "\n")
+        list_file = (_selection_list(pg_restore, archive, selected, req.target_url, Path(work))
+                     if selected else None)
         rt = target_from_url(req.target_url)
         note(f"restoring into {plan.target}")
         outcome = PgRestore(pg_restore, archive, rt, jobs=req.jobs or os.cpu_count() or 1,
