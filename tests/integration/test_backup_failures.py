@@ -217,8 +217,9 @@ def test_signal_mid_dump_aborts_and_leaves_no_backup(
 ) -> None:
     # Given a backup running as its own process against a large table
     source_db.execute(
-        "CREATE TABLE big AS SELECT g, md5(g::text) || repeat('y', 500) AS pad "
-        "FROM generate_series(1, 400000) g"
+        # hashes do not compress: the dump keeps streaming for seconds after the upload starts
+        "CREATE TABLE big AS SELECT g, md5(g::text) || md5((-g)::text) || md5((g * 7)::text) "
+        "|| repeat('y', 300) AS pad FROM generate_series(1, 500000) g"
     )
     env = {**os.environ, **moto_server.env, "PGPASSWORD": pg_cluster.password}
     proc = subprocess.Popen(
