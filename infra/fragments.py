@@ -218,18 +218,19 @@ class Fragments:
         leaked.next(then)
         return delete
 
+    def fail_with_error(self, sid: str) -> sfn.Fail:
+        """End the execution with the error a catch stored at ERROR_PATH."""
+        return sfn.Fail(
+            self.scope, sid, error_path=f"{ERROR_PATH}.Error", cause_path=f"{ERROR_PATH}.Cause"
+        )
+
     def failure(self, prefix: str, kind: str, subject: str) -> sfn.IChainable:
         """Record the failure as a metric, tell people, end with the cause.
 
         Each step catches its own errors and carries on: a failure to notify must never
         hide the failure it was about.
         """
-        fail = sfn.Fail(
-            self.scope,
-            f"{prefix}Failed",
-            error_path=f"{ERROR_PATH}.Error",
-            cause_path=f"{ERROR_PATH}.Cause",
-        )
+        fail = self.fail_with_error(f"{prefix}Failed")
         notify = self.notify(f"{prefix}Notify", subject)
         notify.add_catch(fail, result_path="$.notify_error")
         payload: dict[str, Any] = {

@@ -69,12 +69,7 @@ class VerifyWorkflow(Construct):
 
         # The integrity check comes first: it also validates the operator's input (a missing
         # field is rejected by name) and reads nothing but the store.
-        rejected = sfn.Fail(
-            self,
-            "RequestRejected",
-            error_path=f"{ERROR_PATH}.Error",
-            cause_path=f"{ERROR_PATH}.Cause",
-        )
+        rejected = f.fail_with_error("RequestRejected")
         integrity = f.invoke("CheckIntegrity", "integrity", None, result_path="$.backup")
         integrity.add_catch(rejected, errors=["BadInput"], result_path=ERROR_PATH)
         integrity.add_catch(failed, result_path=ERROR_PATH)
@@ -257,12 +252,7 @@ class RestoreWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         f = Fragments(self, res)
-        rejected = sfn.Fail(
-            self,
-            "RequestRejected",
-            error_path=f"{ERROR_PATH}.Error",
-            cause_path=f"{ERROR_PATH}.Cause",
-        )
+        rejected = f.fail_with_error("RequestRejected")
         failed = f.failure("Restore", "restore", "backproof: operator restore failed")
 
         # Validation reads nothing but the request and the store: nothing is touched yet.
@@ -416,9 +406,7 @@ class JanitorWorkflow(Construct):
         super().__init__(scope, construct_id)
         f = Fragments(self, res)
         sweep = f.invoke("Sweep", "janitor", {"dry_run": False}, result_path="$.janitor")
-        failed = sfn.Fail(
-            self, "SweepFailed", error_path=f"{ERROR_PATH}.Error", cause_path=f"{ERROR_PATH}.Cause"
-        )
+        failed = f.fail_with_error("SweepFailed")
         notify_failed = f.notify("NotifySweepFailed", "backproof: janitor failed")
         notify_failed.add_catch(failed, result_path="$.notify_error")
         sweep.add_catch(notify_failed.next(failed), result_path=ERROR_PATH)

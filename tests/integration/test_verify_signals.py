@@ -10,13 +10,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from ..conftest import SourceDatabase
+from ..conftest import MotoServer, SourceDatabase
 from .verify_fixtures import processes_mentioning
 
 BIG = """
@@ -26,20 +25,9 @@ CREATE INDEX big_payload ON big (payload);
 """
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_restore_tears_everything_down(
-    source_db: SourceDatabase, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch,
+    source_db: SourceDatabase, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch,
     signum: signal.Signals,
 ) -> None:
     from backproof.store import BackupStore
@@ -48,6 +36,7 @@ def test_signal_during_restore_tears_everything_down(
 
     # Given a backup big enough that its restore takes a while, in S3 on loopback
     source_db.execute(BIG)
+    moto_endpoint = moto_server.endpoint
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     s3 = boto3.client("s3")
     kms = boto3.client("kms")
