@@ -40,7 +40,9 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	PYTHONPATH=functions:. $(BIN)/lint-imports
 	$(BIN)/hadolint functions/task/Dockerfile
 
 synth: setup

@@ -48,6 +48,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+import psycopg
+
+from backproof.pg.cluster import LocalCluster
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 VENV_BIN = (
@@ -310,7 +315,6 @@ def aws_env(endpoint: str) -> dict[str, str]:
 
 
 def s3_client(endpoint: str) -> Any:
-    import boto3
 
     fake = "bench"  # moto accepts any credentials
     return boto3.client(
@@ -377,7 +381,6 @@ def text_chunks(rng: random.Random, chunk_bytes: int = 4 << 20) -> Iterator[byte
 
 def make_text(cluster: Any, targets: dict[str, int]) -> dict[str, float]:
     """Fill each database in `targets` (name -> text bytes) from one generated stream."""
-    import psycopg
 
     t0 = time.monotonic()
     conns = {}
@@ -415,7 +418,6 @@ def make_text(cluster: Any, targets: dict[str, int]) -> dict[str, float]:
 
 
 def db_sizes(cluster: Any, db: str) -> dict[str, int]:
-    import psycopg
 
     with psycopg.connect(**cluster.connect_kwargs(db)) as conn:
         row = conn.execute(
@@ -840,8 +842,6 @@ def main() -> int:
     # through the normal exits, so the cluster and the S3 endpoint are always stopped.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
-
-    from backproof.cluster import LocalCluster
 
     started = datetime.now(UTC)
     engine: dict[str, Any] = {}

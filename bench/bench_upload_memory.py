@@ -1,9 +1,10 @@
 """Peak memory of the streaming upload at each part size it can reach.
 
 A backup's archive grows its S3 part size from 8 MiB to 32 MiB as the part count rises
-(store.py). This pushes the same amount of data through `MultipartUpload` at each part size,
-in a fresh process each, to moto_server on loopback, and reports that process's peak RSS: what
-a multi-hundred-GB backup would hold at its largest parts, without needing such a database.
+(store/multipart.py). This pushes the same amount of data through `MultipartUpload` at each
+part size, in a fresh process each, to moto_server on loopback, and reports that process's
+peak RSS: what a multi-hundred-GB backup would hold at its largest parts, without needing
+such a database.
 
     .venv/bin/python bench/bench_upload_memory.py [--mib 1024]
 """
@@ -21,12 +22,13 @@ from pathlib import Path
 
 CHILD = r"""
 import os, resource, sys, time, boto3
-import backproof.store as store
+import backproof.store.multipart as multipart
+from backproof.store import open_store
 part = int(sys.argv[1]); total = int(sys.argv[2])
-store.DEFAULT_PART_SIZE = part
+multipart.DEFAULT_PART_SIZE = part
 s3 = boto3.client("s3")
 s3.create_bucket(Bucket="mem")
-bs = store.BackupStore.from_url("s3://mem/x")
+bs = open_store("s3://mem/x")
 up = bs.open_upload("x/obj")
 chunk = os.urandom(1 << 20)
 t0 = time.monotonic()

@@ -36,6 +36,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from backproof.jobs.verify import LOCAL_RESTORE_SETTINGS
+from backproof.pg.cluster import LocalCluster
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_backup as bb  # shared measuring, endpoint and data-set helpers
@@ -60,20 +63,28 @@ def _helper(mode: str, path: Path, jobs: int) -> list[str]:
 
 def run_helper(mode: str, path: Path, jobs: int) -> int:
     """Inside the measured process: fresh cluster, one restore, teardown."""
-    from backproof.cluster import LocalCluster
-    from backproof.verify import LOCAL_RESTORE_SETTINGS
 
     with LocalCluster(name="bench-restore", settings=dict(LOCAL_RESTORE_SETTINGS)) as cluster:
         cluster.create_database("restored")
         env = {**os.environ, **cluster.env(), "PGDATABASE": "restored"}
         bindir = cluster.server.bin_dir if cluster.server else bb.PG_BIN
         if mode == "_bare":
-            argv = [str(bindir / "pg_restore"), f"--jobs={jobs}", "--no-owner", "--no-privileges",
-                    "--dbname=restored", str(path)]
+            argv = [
+                str(bindir / "pg_restore"),
+                f"--jobs={jobs}",
+                "--no-owner",
+                "--no-privileges",
+                "--dbname=restored",
+                str(path),
+            ]
             return subprocess.run(argv, env=env, check=False).returncode
         gunzip = subprocess.Popen(["gunzip", "-c", str(path)], stdout=subprocess.PIPE)
-        psql = subprocess.run([str(bindir / "psql"), "-q", "-X", "-o", "/dev/null",
-                               "--dbname=restored"], stdin=gunzip.stdout, env=env, check=False)
+        psql = subprocess.run(
+            [str(bindir / "psql"), "-q", "-X", "-o", "/dev/null", "--dbname=restored"],
+            stdin=gunzip.stdout,
+            env=env,
+            check=False,
+        )
         if gunzip.stdout:
             gunzip.stdout.close()
         return max(gunzip.wait(), psql.returncode)
@@ -84,30 +95,55 @@ def measure(dataset: str, method: str, argv: list[str], env: dict[str, str]) -> 
     detail: dict[str, Any] = {"cpu": run.cpu}
     if method == "verify" and run.rc in (0, 1):
         summary = json.loads(run.stdout.strip().splitlines()[-1])
-        detail.update(verdict=summary["verdict"], timings=summary["timings"],
-                      failed=summary["failed_checks"])
+        detail.update(
+            verdict=summary["verdict"], timings=summary["timings"], failed=summary["failed_checks"]
+        )
     if run.rc != 0:
         detail["stderr"] = run.stderr[-2000:]
-    return Row(dataset, method, round(run.wall, 2), run.rc, round(run.tree_bytes / bb.MB, 1),
-               detail)
+    return Row(
+        dataset, method, round(run.wall, 2), run.rc, round(run.tree_bytes / bb.MB, 1), detail
+    )
 
 
 def prepare(cluster: Any, db: str, env: dict[str, str], work: Path) -> dict[str, Any]:
     """A backproof backup in the store, and the two local dumps the baselines restore."""
     bb.log(f"{db}: backproof backup")
-    out = subprocess.run([str(bb.VENV_BIN / "backproof"), "backup", "--source-url",
-                          cluster.url(db), "--store", bb.STORE, "--database-name", db, "--json"],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            str(bb.VENV_BIN / "backproof"),
+            "backup",
+            "--source-url",
+            cluster.url(db),
+            "--store",
+            bb.STORE,
+            "--database-name",
+            db,
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     backup = json.loads(out.strip().splitlines()[-1])
     custom, plain = work / f"{db}.custom", work / f"{db}.sql.gz"
     bb.log(f"{db}: pg_dump -Fc and pg_dump | gzip for the baselines")
-    subprocess.run([str(bb.PG_BIN / "pg_dump"), "-Fc", "-Z0", "-f", str(custom), db], env=env,
-                   check=True)
-    subprocess.run(f"'{bb.PG_BIN}/pg_dump' '{db}' | gzip -6 > '{plain}'", shell=True,  # noqa: S602
-                   env=env, check=True)
-    return {"backup": backup, "custom": custom, "plain": plain,
-            "custom_mb": round(custom.stat().st_size / bb.MB, 1),
-            "plain_gz_mb": round(plain.stat().st_size / bb.MB, 1)}
+    subprocess.run(
+        [str(bb.PG_BIN / "pg_dump"), "-Fc", "-Z0", "-f", str(custom), db], env=env, check=True
+    )
+    subprocess.run(  # noqa: S602 - the baseline is the shell pipeline users write
+        f"'{bb.PG_BIN}/pg_dump' '{db}' | gzip -6 > '{plain}'",
+        shell=True,
+        env=env,
+        check=True,
+    )
+    return {
+        "backup": backup,
+        "custom": custom,
+        "plain": plain,
+        "custom_mb": round(custom.stat().st_size / bb.MB, 1),
+        "plain_gz_mb": round(plain.stat().st_size / bb.MB, 1),
+    }
 
 
 def table(rows: list[Row]) -> str:
@@ -118,16 +154,19 @@ def table(rows: list[Row]) -> str:
         extra = ""
         if r.method == "verify":
             t = r.detail.get("timings", {})
-            extra = (f"{r.detail.get('verdict')}; integrity {t.get('integrity_seconds', 0):.1f}"
-                     f" instance {t.get('instance_seconds', 0):.1f} (decompress "
-                     f"{t.get('decompress_seconds', 0):.1f} alongside) restore "
-                     f"{t.get('restore_seconds', 0):.1f} checks {t.get('checks_seconds', 0):.1f}"
-                     f" teardown {t.get('teardown_seconds', 0):.1f}")
+            extra = (
+                f"{r.detail.get('verdict')}; integrity {t.get('integrity_seconds', 0):.1f}"
+                f" instance {t.get('instance_seconds', 0):.1f} (decompress "
+                f"{t.get('decompress_seconds', 0):.1f} alongside) restore "
+                f"{t.get('restore_seconds', 0):.1f} checks {t.get('checks_seconds', 0):.1f}"
+                f" teardown {t.get('teardown_seconds', 0):.1f}"
+            )
         elif r.rc != 0:
             extra = f"exit {r.rc}"
         extra += f"  [runs: {', '.join(f'{w:.1f}' for w in r.detail.get('all_walls', []))}]"
-        lines.append(f"{r.dataset:16} {r.method:8} {r.wall:8.1f} {ratio:>8} "
-                     f"{r.rss_tree_mb:8.0f}  {extra}")
+        lines.append(
+            f"{r.dataset:16} {r.method:8} {r.wall:8.1f} {ratio:>8} {r.rss_tree_mb:8.0f}  {extra}"
+        )
     return "\n".join(lines)
 
 
@@ -139,10 +178,15 @@ def targets(rows: list[Row]) -> list[dict[str, Any]]:
         if not verify or not bare:
             continue
         overhead = verify.wall / bare.wall - 1
-        out.append({"dataset": dataset, "overhead": round(overhead, 3),
-                    "ok": overhead <= TARGET_OVERHEAD and verify.rc == 0,
-                    "text": f"verify adds {overhead:+.0%} to the bare restore "
-                            f"(target <= +{TARGET_OVERHEAD:.0%})"})
+        out.append(
+            {
+                "dataset": dataset,
+                "overhead": round(overhead, 3),
+                "ok": overhead <= TARGET_OVERHEAD and verify.rc == 0,
+                "text": f"verify adds {overhead:+.0%} to the bare restore "
+                f"(target <= +{TARGET_OVERHEAD:.0%})",
+            }
+        )
     return out
 
 
@@ -151,11 +195,13 @@ def main() -> int:
     ap.add_argument("--scale", type=int, default=50, help="pgbench scale for (a); 0 skips it")
     ap.add_argument("--text-mb", type=int, default=400, help="text bytes for (b), MB; 0 skips it")
     ap.add_argument("--jobs", type=int, default=2, help="pg_restore jobs for every method")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="interleaved runs of each method; the fastest is reported")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="interleaved runs of each method; the fastest is reported",
+    )
     args = ap.parse_args()
-
-    from backproof.cluster import LocalCluster
 
     started = datetime.now(UTC)
     t_all = time.monotonic()
@@ -182,9 +228,16 @@ def main() -> int:
                 setup[dataset] = {k: v for k, v in prepared.items() if k not in ("custom", "plain")}
                 setup[dataset].update(bb.db_sizes(cluster, db))
                 methods = {
-                    "verify": [str(bb.VENV_BIN / "backproof"), "verify",
-                               prepared["backup"]["backup_id"], "--store", bb.STORE, "--jobs",
-                               str(args.jobs), "--json"],
+                    "verify": [
+                        str(bb.VENV_BIN / "backproof"),
+                        "verify",
+                        prepared["backup"]["backup_id"],
+                        "--store",
+                        bb.STORE,
+                        "--jobs",
+                        str(args.jobs),
+                        "--json",
+                    ],
                     "bare": _helper("_bare", prepared["custom"], args.jobs),
                     "script": _helper("_script", prepared["plain"], args.jobs),
                 }
@@ -204,8 +257,10 @@ def main() -> int:
 
     print()
     print(table(rows))
-    print("\nEach method includes creating and removing its fresh cluster; verify also downloads"
-          "\nthe archive from S3 (loopback), hashes and decompresses it, and writes its report.")
+    print(
+        "\nEach method includes creating and removing its fresh cluster; verify also downloads"
+        "\nthe archive from S3 (loopback), hashes and decompresses it, and writes its report."
+    )
     for dataset, info in setup.items():
         print(f"  {dataset}: {json.dumps(info, default=str)}")
     results = targets(rows)
@@ -216,11 +271,20 @@ def main() -> int:
     print(f"\nwhole bench: {total:.0f}s")
     bb.RESULTS.mkdir(parents=True, exist_ok=True)
     path = bb.RESULTS / f"bench-verify-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps({
-        "started": started.isoformat(), "seconds": total,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "setup": setup, "results": [asdict(r) for r in rows], "targets": results,
-    }, indent=2, default=str))
+    path.write_text(
+        json.dumps(
+            {
+                "started": started.isoformat(),
+                "seconds": total,
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+                "setup": setup,
+                "results": [asdict(r) for r in rows],
+                "targets": results,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     print(f"results: {path.relative_to(REPO)}")
     return 0 if all(r.rc == 0 for r in rows) else 1
 

@@ -7,6 +7,8 @@ import os
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from backproof.contract import DEPLOYMENT_TAG
+
 from .config import load
 from .functions import layer_directory
 from .stack import BackproofStack
@@ -27,7 +29,7 @@ def build(app: cdk.App) -> BackproofStack:
         env=env,
         description="backproof: PostgreSQL backups, each proved by a real restore",
     )
-    cdk.Tags.of(stack).add("backproof:deployment", config.deployment)
+    cdk.Tags.of(stack).add(DEPLOYMENT_TAG, config.deployment)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stack
 

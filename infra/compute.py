@@ -18,6 +18,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from backproof.contract import INSTANCE_PREFIX
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTAINER_NAME = "task"
 # Fargate's maximum; pg_restore -j needs the archive as a seekable file on local disk.
@@ -161,7 +163,7 @@ class DumpRestoreCompute(Construct):
                         "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn": stack.format_arn(
                             service="rds",
                             resource="db",
-                            resource_name="bp-*",
+                            resource_name=f"{INSTANCE_PREFIX}*",
                             arn_format=ArnFormat.COLON_RESOURCE_NAME,
                         )
                     }

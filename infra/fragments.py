@@ -19,6 +19,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from backproof.contract import ERROR_INSTANCE_BUSY, INSTANCE_PREFIX, RETRYABLE_TASK_ERRORS
+
 # Polling a new RDS instance: creation takes 5-20 minutes; give up after an hour.
 POLL_INTERVAL = Duration.seconds(60)
 POLL_CEILING = 60
@@ -38,8 +40,8 @@ TASK_HEARTBEAT = Duration.minutes(10)
 TASK_TIMEOUT = Duration.hours(24)
 # Errors that can pass on their own. Anything else fails at once: retrying a wrong
 # password or a corrupt archive only delays the alarm.
-TRANSIENT_TASK_ERRORS = ["SourceUnavailable", "UploadFailed", "ECS.AmazonECSException"]
-INSTANCE_BUSY = "InstanceBusy"
+TRANSIENT_TASK_ERRORS = [*RETRYABLE_TASK_ERRORS, "ECS.AmazonECSException"]
+INSTANCE_BUSY = ERROR_INSTANCE_BUSY
 SLOT_TAKEN = "DynamoDB.ConditionalCheckFailedException"
 # Waiting for a verification slot: every 2 minutes, for at most 12 hours.
 SLOT_RETRY_INTERVAL = Duration.minutes(2)
@@ -74,7 +76,7 @@ class Fragments:
     # -- single steps ------------------------------------------------------------------
     def resolve_config(
         self, sid: str, database_path: str = "$.database", result_path: str = "$.config"
-    ) -> sfn.IChainable:
+    ) -> tasks.CallAwsService:
         """The database's settings as stored at deploy time (one SSM parameter each)."""
         return tasks.CallAwsService(
             self.scope,
@@ -300,7 +302,9 @@ class Fragments:
         name = sfn.Pass(
             self.scope,
             f"{prefix}NameInstance",
-            parameters={"instance_id": sfn.JsonPath.format("bp-{}", sfn.JsonPath.uuid())},
+            parameters={
+                "instance_id": sfn.JsonPath.format(INSTANCE_PREFIX + "{}", sfn.JsonPath.uuid())
+            },
             result_path="$.instance",
         )
         create = self.invoke(

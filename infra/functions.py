@@ -20,15 +20,15 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from backproof.contract import EPHEMERAL_TAG, INSTANCE_PREFIX, METRICS_NAMESPACE
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LAYER_DIR = REPO_ROOT / "layers" / "build" / "layer"
-METRICS_NAMESPACE = "Backproof"
 # The Lambda runtime; layers/build.py fetches wheels for this Python and arm64.
 LAMBDA_PYTHON = "3.14"
-# The engine tags every instance it creates with this (backproof.instances.rds.EPHEMERAL_TAG);
-# creation must carry it and deletion is only allowed where it is present.
-MANAGED_TAG = "backproof:ephemeral"
-INSTANCE_PREFIX = "bp-"
+# The engine tags every instance it creates with EPHEMERAL_TAG and names it INSTANCE_PREFIX...;
+# creation must carry the tag and deletion is only allowed where it is present.
+MANAGED_TAG = EPHEMERAL_TAG
 SLOTS_KEY = "verify-slots"
 
 

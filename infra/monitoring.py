@@ -6,6 +6,8 @@ EMF, namespace `Backproof`, dimensions service + database).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -16,8 +18,15 @@ from aws_cdk import aws_sns_subscriptions as subs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from backproof.contract import (
+    METRIC_BACKUP_BYTES,
+    METRIC_LEAKED_INSTANCES,
+    METRIC_RESTORE_SECONDS,
+    METRIC_VERIFIED_AGE_HOURS,
+    METRICS_NAMESPACE,
+)
+
 from .config import Config, Database
-from .functions import METRICS_NAMESPACE
 
 RECORD_SERVICE = "backproof-record"
 JANITOR_SERVICE = "backproof-janitor"
@@ -128,7 +137,7 @@ class Monitoring(Construct):
 
         alarm(
             "InstanceLeaked",
-            app_metric("LeakedInstancesDeleted", JANITOR_SERVICE, None, "Sum", Duration.hours(1)),
+            app_metric(METRIC_LEAKED_INSTANCES, JANITOR_SERVICE, None, "Sum", Duration.hours(1)),
             "The janitor found a temporary instance past its expiry and deleted it: a verify or "
             "restore execution did not clean up. Find the execution named in the instance's tags.",
         )
@@ -138,7 +147,11 @@ class Monitoring(Construct):
             alarm(
                 f"NoVerifiedBackup-{db.name}",
                 app_metric(
-                    "VerifiedBackupAgeHours", JANITOR_SERVICE, db.name, "Maximum", Duration.hours(2)
+                    METRIC_VERIFIED_AGE_HOURS,
+                    JANITOR_SERVICE,
+                    db.name,
+                    "Maximum",
+                    Duration.hours(2),
                 ),
                 f"{db.name}: newest verified backup is older than {hours} h, or the janitor "
                 "stopped "
@@ -149,7 +162,9 @@ class Monitoring(Construct):
             )
             alarm(
                 f"RtoOverTarget-{db.name}",
-                app_metric("RestoreSeconds", RECORD_SERVICE, db.name, "Maximum", Duration.days(1)),
+                app_metric(
+                    METRIC_RESTORE_SECONDS, RECORD_SERVICE, db.name, "Maximum", Duration.days(1)
+                ),
                 f"{db.name}: the last verification restore took longer than the "
                 f"{db.rto_target_minutes} min "
                 "recovery target. Size the restore task (task_cpu/task_memory_mib) or revisit the "
@@ -158,7 +173,10 @@ class Monitoring(Construct):
                 comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             )
             self._size_anomaly(
-                db, app_metric("BackupBytes", RECORD_SERVICE, db.name, "Maximum", Duration.days(1))
+                db,
+                app_metric(
+                    METRIC_BACKUP_BYTES, RECORD_SERVICE, db.name, "Maximum", Duration.days(1)
+                ),
             )
         self.dashboard = self._dashboard(config, machines, app_metric)
 
@@ -201,8 +219,11 @@ class Monitoring(Construct):
         self.anomaly_alarms[db.name] = created
 
     def _dashboard(
-        self, config: Config, machines: dict[str, sfn.StateMachine], app_metric
-    ) -> cw.Dashboard:  # type: ignore[no-untyped-def]
+        self,
+        config: Config,
+        machines: dict[str, sfn.StateMachine],
+        app_metric: Callable[[str, str, str | None, str, Duration], cw.Metric],
+    ) -> cw.Dashboard:
         board = cw.Dashboard(self, "Dashboard", dashboard_name=f"backproof-{config.deployment}")
         board.add_widgets(
             cw.GraphWidget(
@@ -222,13 +243,17 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Backup size (bytes)",
                 width=8,
-                left=[app_metric("BackupBytes", RECORD_SERVICE, n, "Maximum", day) for n in names],
+                left=[
+                    app_metric(METRIC_BACKUP_BYTES, RECORD_SERVICE, n, "Maximum", day)
+                    for n in names
+                ],
             ),
             cw.GraphWidget(
                 title="Restore seconds (measured RTO)",
                 width=8,
                 left=[
-                    app_metric("RestoreSeconds", RECORD_SERVICE, n, "Maximum", day) for n in names
+                    app_metric(METRIC_RESTORE_SECONDS, RECORD_SERVICE, n, "Maximum", day)
+                    for n in names
                 ],
             ),
             cw.GraphWidget(
@@ -236,7 +261,7 @@ class Monitoring(Construct):
                 width=8,
                 left=[
                     app_metric(
-                        "VerifiedBackupAgeHours", JANITOR_SERVICE, n, "Maximum", Duration.hours(1)
+                        METRIC_VERIFIED_AGE_HOURS, JANITOR_SERVICE, n, "Maximum", Duration.hours(1)
                     )
                     for n in names
                 ],

@@ -7,11 +7,14 @@ the one policy it belongs to, so a new wildcard anywhere still fails synth.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct
+
+from backproof.contract import INSTANCE_PREFIX
 
 PACK = "AwsSolutions::"
 
@@ -28,8 +31,11 @@ def _ack(scope: IConstruct, finding: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=f"{PACK}{finding}", reason=reason))
 
 
-def _policy(role: iam.IRole) -> IConstruct:
-    return role.node.find_child("DefaultPolicy").node.default_child  # type: ignore[union-attr]
+def _policy(role: iam.IRole | None) -> IConstruct:
+    assert role is not None, "every function has its own role"
+    policy = role.node.find_child("DefaultPolicy").node.default_child
+    assert policy is not None, "the role's default policy has its CloudFormation resource"
+    return policy
 
 
 def _wild(scope: IConstruct, resource: str, reason: str) -> None:
@@ -65,7 +71,7 @@ def acknowledge(
     task_role: iam.IRole,
     execution_role: iam.IRole,
     bucket: IConstruct,
-    machines: dict[str, IConstruct],
+    machines: Mapping[str, IConstruct],
     task_definition: IConstruct,
     verify_machine: IConstruct,
     cluster: CfnElement,
@@ -125,7 +131,7 @@ def acknowledge(
 
     # -- functions --
     for name, fn in functions.items():
-        policy = _policy(fn.role)  # type: ignore[arg-type]
+        policy = _policy(fn.role)
         _wild(
             policy,
             "*",
@@ -141,10 +147,10 @@ def acknowledge(
         )
         if name in ("integrity", "validate_restore", "retention", "janitor"):
             _wild(policy, backups, objects)
-    create = _policy(functions["create_instance"].role)  # type: ignore[arg-type]
+    create = _policy(functions["create_instance"].role)
     _wild(
         create,
-        ARN.format(service="rds", rest="db:bp-*"),
+        ARN.format(service="rds", rest=f"db:{INSTANCE_PREFIX}*"),
         "Temporary instance names are chosen per execution (bp-<uuid>); creation also requires the "
         "backproof:ephemeral request tag.",
     )
@@ -167,7 +173,7 @@ def acknowledge(
         "caller's rights.",
     )
     for name in ("describe_instance", "delete_instance", "janitor", "keep_instance"):
-        policy = _policy(functions[name].role)  # type: ignore[arg-type]
+        policy = _policy(functions[name].role)
         _wild(
             policy,
             ARN.format(service="rds", rest="db:*"),
@@ -176,7 +182,7 @@ def acknowledge(
         if name != "describe_instance":
             _wild(
                 policy,
-                ARN.format(service="rds", rest="db:bp-*"),
+                ARN.format(service="rds", rest=f"db:{INSTANCE_PREFIX}*"),
                 "Deletes (or untags) only bp-* instances carrying the backproof:ephemeral tag "
                 "(statement condition).",
             )

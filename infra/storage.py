@@ -8,8 +8,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from backproof.contract import TIER_TAG
+
 # Object tag the engine writes on every backup object; lifecycle rules key on it.
-TIER_TAG = "backproof:tier"
 # Colder storage per tier, after the days given. Glacier Instant Retrieval keeps every
 # backup restorable in milliseconds, so verification and restore never wait for a thaw.
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-transition-general-considerations.html

@@ -9,6 +9,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from backproof.contract import ERROR_BAD_INPUT, ERROR_VERIFICATION_FAILED
+
 from .fragments import (
     ERROR_PATH,
     TRANSIENT_TASK_ERRORS,
@@ -71,7 +73,7 @@ class VerifyWorkflow(Construct):
         # field is rejected by name) and reads nothing but the store.
         rejected = f.fail_with_error("RequestRejected")
         integrity = f.invoke("CheckIntegrity", "integrity", None, result_path="$.backup")
-        integrity.add_catch(rejected, errors=["BadInput"], result_path=ERROR_PATH)
+        integrity.add_catch(rejected, errors=[ERROR_BAD_INPUT], result_path=ERROR_PATH)
         integrity.add_catch(failed, result_path=ERROR_PATH)
         resolve = f.resolve_config("ResolveConfig")
         resolve.add_catch(failed, result_path=ERROR_PATH)
@@ -218,7 +220,10 @@ class BackupWorkflow(Construct):
         # still runs (it never deletes the newest verified backup), then this run fails.
         start_verify.add_catch(retention, result_path="$.verify_error")
         unverified = sfn.Fail(
-            self, "BackupNotVerified", error="VerificationFailed", cause_path="$.verify_error.Cause"
+            self,
+            "BackupNotVerified",
+            error=ERROR_VERIFICATION_FAILED,
+            cause_path="$.verify_error.Cause",
         )
         outcome = (
             sfn.Choice(self, "BackupOutcome")

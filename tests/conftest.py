@@ -11,10 +11,13 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import boto3
 import psycopg
 import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 for _name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(_name, None)
@@ -33,7 +36,10 @@ os.environ.update(
 
 DATA = Path(__file__).parent / "data"
 
-from backproof.cluster import LocalCluster  # noqa: E402
+from backproof.jobs.backup import BackupRequest, BackupResult, ProgressFn, run_backup  # noqa: E402
+from backproof.pg.cluster import LocalCluster  # noqa: E402
+from backproof.pg.target import Target  # noqa: E402
+from backproof.store import BackupStore, open_store  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -97,8 +103,6 @@ class S3Store:
 @pytest.fixture
 def s3_store() -> Iterator[S3Store]:
     """moto in-process: a bucket and a customer KMS key."""
-    import boto3
-    from moto import mock_aws
 
     with mock_aws():
         s3 = boto3.client("s3")
@@ -118,7 +122,6 @@ class MotoServer:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
     """moto as a real HTTP endpoint on loopback, for tests that run backproof as a process."""
-    from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -137,7 +140,6 @@ def moto_server() -> Iterator[MotoServer]:
 @pytest.fixture
 def served_store(moto_server: MotoServer) -> S3Store:
     """A bucket and KMS key on the loopback moto server."""
-    import boto3
 
     s3 = boto3.client("s3", endpoint_url=moto_server.endpoint)
     kms = boto3.client("kms", endpoint_url=moto_server.endpoint)
@@ -145,3 +147,39 @@ def served_store(moto_server: MotoServer) -> S3Store:
     s3.create_bucket(Bucket=bucket)
     key_id = kms.create_key(Description="backproof served key")["KeyMetadata"]["Arn"]
     return S3Store(bucket, f"s3://{bucket}/p", key_id, s3, kms)
+
+
+class StoreAddress(Protocol):
+    """Where a test's backups go: a bucket URL and the KMS key to encrypt with."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def kms_key_id(self) -> str: ...
+
+
+def take_backup(
+    db: SourceDatabase,
+    where: StoreAddress,
+    *extra_pg_dump_args: str,
+    name: str = "shop",
+    tier: str = "manual",
+    compression: str = "zstd",
+    fingerprints: bool = True,
+    progress: ProgressFn | None = None,
+) -> tuple[BackupStore, BackupResult]:
+    """The one way tests take a real backup of `db` (through the engine, not the CLI)."""
+    store = open_store(where.url, kms_key_id=where.kms_key_id)
+    request = BackupRequest(
+        source=Target.from_url(db.url),
+        store=store,
+        database_name=name,
+        tier=tier,
+        compression=compression,
+        fingerprints=fingerprints,
+        extra_pg_dump_args=list(extra_pg_dump_args),
+    )
+    if progress is None:
+        return store, run_backup(request)
+    return store, run_backup(request, progress=progress)

@@ -21,6 +21,6 @@ def field(event: dict[str, Any], name: str, kind: type = str, *, default: Any = 
         raise BadInput(f"event field '{name}' must be {kind.__name__}, got a boolean")
     if not isinstance(value, kind):
         raise BadInput(f"event field '{name}' must be {kind.__name__}, got {type(value).__name__}")
-    if kind is str and not value.strip():
+    if isinstance(value, str) and not value.strip():
         raise BadInput(f"event field '{name}' is empty")
     return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backproof.verify import check_integrity
+from backproof.jobs.integrity import check_integrity
 
 from .env import settings
 from .events import field
@@ -26,7 +26,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     manifest = backups.load_manifest(stored)
     hashed = manifest.archive.size <= LAMBDA_HASH_LIMIT
     if hashed:
-        manifest = check_integrity(backups, stored)
+        manifest, _ = check_integrity(backups, stored)
     logger.info(
         "integrity checked", extra={"backup_id": stored.backup_id, "sha256_checked": hashed}
     )

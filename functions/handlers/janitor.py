@@ -10,8 +10,13 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from backproof.contract import (
+    METRIC_LEAKED_INSTANCES,
+    METRIC_STALE_SLOTS,
+    METRIC_VERIFIED_AGE_HOURS,
+)
 from backproof.instances.rds import delete_expired
-from backproof.listing import verification_status
+from backproof.model.report import VERIFIED, verification_status
 
 from .aws import release_stale_slots
 from .env import JanitorSettings, settings
@@ -32,7 +37,7 @@ def clients() -> dict[str, Any]:
 def verified_age_hours(database: str, now: datetime) -> float:
     """Hours since the newest backup of `database` whose verification passed."""
     for backup in reversed(store().list_backups(database)):
-        if verification_status(backup.verification)[0] == "verified":
+        if verification_status(backup.verification)[0] == VERIFIED:
             return round((now - backup.created_at).total_seconds() / 3600, 2)
     return NEVER_VERIFIED_HOURS
 
@@ -47,13 +52,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     freed = release_stale_slots(
         aws["dynamodb"], aws["stepfunctions"], JANITOR.slots_table, JANITOR.slots_key
     )
-    metrics.add_metric(name="LeakedInstancesDeleted", unit=MetricUnit.Count, value=len(deleted))
-    metrics.add_metric(name="StaleSlotsReleased", unit=MetricUnit.Count, value=len(freed))
+    metrics.add_metric(name=METRIC_LEAKED_INSTANCES, unit=MetricUnit.Count, value=len(deleted))
+    metrics.add_metric(name=METRIC_STALE_SLOTS, unit=MetricUnit.Count, value=len(freed))
     ages = {}
     for database in JANITOR.databases:
         ages[database] = verified_age_hours(database, now)
         with single_metric(
-            name="VerifiedBackupAgeHours",
+            name=METRIC_VERIFIED_AGE_HOURS,
             unit=MetricUnit.Count,
             value=ages[database],
             default_dimensions={**metrics.default_dimensions, "database": database},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backproof.instances.rds import EPHEMERAL_TAG, EXPIRES_TAG
+from backproof.contract import EPHEMERAL_TAG, EXPIRES_TAG
 
 from .aws import keep_instance
 from .clients import rds

@@ -10,6 +10,9 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from backproof import contract
+from backproof.model.report import VERIFIED
+
 from .events import field
 from .observability import logger, metrics, tracer
 
@@ -27,26 +30,38 @@ def _failed_checks(error: dict[str, Any]) -> int:
 
 def _success(kind: str, result: dict[str, Any]) -> None:
     if kind == "backup":
-        metrics.add_metric(name="BackupSucceeded", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=contract.METRIC_BACKUP_SUCCEEDED, unit=MetricUnit.Count, value=1)
         metrics.add_metric(
-            name="BackupBytes", unit=MetricUnit.Bytes, value=float(result.get("size") or 0)
+            name=contract.METRIC_BACKUP_BYTES,
+            unit=MetricUnit.Bytes,
+            value=float(result.get("size") or 0),
         )
         metrics.add_metric(
-            name="BackupSeconds", unit=MetricUnit.Seconds, value=float(result.get("seconds") or 0)
+            name=contract.METRIC_BACKUP_SECONDS,
+            unit=MetricUnit.Seconds,
+            value=float(result.get("seconds") or 0),
         )
         return
-    verified = result.get("verdict") == "verified"
+    verified = result.get("verdict") == VERIFIED
     metrics.add_metric(
-        name="VerificationSucceeded" if verified else "VerificationFailed",
+        name=(
+            contract.METRIC_VERIFICATION_SUCCEEDED
+            if verified
+            else contract.METRIC_VERIFICATION_FAILED
+        ),
         unit=MetricUnit.Count,
         value=1,
     )
     metrics.add_metric(
-        name="CheckFailures", unit=MetricUnit.Count, value=len(result.get("failed_checks") or [])
+        name=contract.METRIC_CHECK_FAILURES,
+        unit=MetricUnit.Count,
+        value=len(result.get("failed_checks") or []),
     )
     seconds = (result.get("timings") or {}).get("restore_seconds")
     if seconds is not None:
-        metrics.add_metric(name="RestoreSeconds", unit=MetricUnit.Seconds, value=float(seconds))
+        metrics.add_metric(
+            name=contract.METRIC_RESTORE_SECONDS, unit=MetricUnit.Seconds, value=float(seconds)
+        )
 
 
 @logger.inject_lambda_context
@@ -61,14 +76,16 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     error = field(event, "error", dict, default=None)
     if error is not None:
         name = {
-            "backup": "BackupFailed",
-            "verification": "VerificationFailed",
-            "restore": "RestoreFailed",
+            "backup": contract.METRIC_BACKUP_FAILED,
+            "verification": contract.METRIC_VERIFICATION_FAILED,
+            "restore": contract.METRIC_RESTORE_FAILED,
         }[kind]
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
         if kind == "verification":
             metrics.add_metric(
-                name="CheckFailures", unit=MetricUnit.Count, value=_failed_checks(error)
+                name=contract.METRIC_CHECK_FAILURES,
+                unit=MetricUnit.Count,
+                value=_failed_checks(error),
             )
         logger.warning(
             "outcome: failed",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backproof.retention import DEFAULT_KEEP, RetentionPolicy, apply_retention
+from backproof.contract import METRIC_BACKUPS_DELETED, METRIC_RETENTION_DELETE_FAILURES
+from backproof.jobs.retention import DEFAULT_KEEP, RetentionPolicy, apply_retention
 
 from .env import settings
 from .events import field
@@ -22,8 +23,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     keep = {**DEFAULT_KEEP, **{t: int(n) for t, n in field(event, "retention", dict).items()}}
     plan = apply_retention(store(), RetentionPolicy(keep=keep), database=database, dry_run=False)
     metrics.add_dimension(name="database", value=database)
-    metrics.add_metric(name="BackupsDeleted", unit="Count", value=len(plan.deleted))
-    metrics.add_metric(name="RetentionDeleteFailures", unit="Count", value=len(plan.failed))
+    metrics.add_metric(name=METRIC_BACKUPS_DELETED, unit="Count", value=len(plan.deleted))
+    metrics.add_metric(name=METRIC_RETENTION_DELETE_FAILURES, unit="Count", value=len(plan.failed))
     result = plan.to_dict()
     logger.info(
         "retention applied",

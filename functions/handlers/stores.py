@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from backproof.store import BackupStore
+from backproof.store import BackupStore, open_store
 
 from .env import settings
 
@@ -12,4 +12,4 @@ from .env import settings
 @cache
 def store() -> BackupStore:
     config = settings()
-    return BackupStore.from_url(config.store_url, kms_key_id=config.kms_key_id)
+    return open_store(config.store_url, kms_key_id=config.kms_key_id)

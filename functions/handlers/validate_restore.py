@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from backproof.errors import BadInput
-from backproof.restore import resolve_tables
+from backproof.jobs.restore import require_confirmation, select_backup
 
 from .env import settings
 from .events import field
@@ -56,11 +56,7 @@ def _target(raw: dict[str, Any], source_dbname: str) -> dict[str, Any]:
         }
     database = field(raw, "database")
     confirm = field(raw, "confirm", default=None)
-    if confirm != database:
-        raise BadInput(
-            f"restoring into the existing database {database!r} replaces its objects: "
-            f"set target.confirm to {database!r} to confirm"
-        )
+    require_confirmation(database, confirm, field_hint="set target.confirm to '{name}' to confirm")
     return {"kind": kind, "database": database, "confirm": confirm}
 
 
@@ -74,11 +70,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not all(isinstance(t, str) and t for t in tables):
         raise BadInput("request.tables must be a list of [schema.]table names")
     dry_run = field(request, "dry_run", bool, default=False)
-    backups = store()
-    stored = backups.find(field(request, "backup_id", default="latest"), database)
-    manifest = backups.load_manifest(stored)
+    # The handler cannot read the archive's TOC, so every table must be in the manifest.
+    chosen = select_backup(
+        store(),
+        field(request, "backup_id", default="latest"),
+        database,
+        tables,
+        archive_names=False,
+    )
+    stored, manifest = chosen.stored, chosen.manifest
     target = _target(field(request, "target", dict), manifest.source_database)
-    selected = [f"{schema}.{name}" for schema, name in resolve_tables(manifest, tables)]
+    selected = chosen.names
     where = (
         f"a new RDS instance (PostgreSQL {manifest.server_major}), kept afterwards"
         if target["kind"] == "new_instance"

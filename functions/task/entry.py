@@ -27,13 +27,19 @@ from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 import boto3
+import psycopg
+
+from backproof.contract import ERROR_VERIFICATION_FAILED
+from backproof.pg.database import create_database
+from backproof.pg.target import Target
 
 HEARTBEAT_SECONDS = 60
 # Step Functions limits: error name 256 characters, cause 32,768, output 256 KiB.
 # https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskFailure.html
 MAX_ERROR = 256
 MAX_CAUSE = 32_768
-EXIT_ERRORS = {1: "JobFailed", 2: "BadInput", 130: "Interrupted", 143: "Interrupted"}
+# The engine names its error on stdout (`--json`); a run that printed no result did not finish.
+NO_RESULT = "TaskOutputMissing"
 ACTIONS = ("backup", "verify", "restore")
 
 
@@ -47,6 +53,8 @@ class Invocation:
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict, repr=False)
+    # The server the command restores into (verify, restore), without the password.
+    target_url: str | None = None
     # A fresh instance holds only `postgres`; the database to restore into is created first.
     create_database: str | None = None
 
@@ -131,7 +139,7 @@ def build(
             argv += ["--assert", assertion]
         for column, age in (checks.get("freshness") or {}).items():
             argv += ["--fresh", f"{column}={age}"]
-        return Invocation([*argv, "--json"], {"PGPASSWORD": password})
+        return Invocation([*argv, "--json"], {"PGPASSWORD": password}, target_url=url)
 
     argv = [
         "restore",
@@ -150,18 +158,15 @@ def build(
         # target's own database name typed back, which the secret holds.
         argv += ["--clean", "--confirm", _dbname(url)]
     fresh = _dbname(url) if "host" in target else None
-    return Invocation([*argv, "--json"], {"PGPASSWORD": password}, create_database=fresh)
+    return Invocation(
+        [*argv, "--json"], {"PGPASSWORD": password}, target_url=url, create_database=fresh
+    )
 
 
 def ensure_database(url: str, password: str, dbname: str) -> None:
     """Create `dbname` on a fresh server (idempotent, so a retried task does not fail)."""
-    import psycopg
-
-    from backproof.instances import RestoreTarget
-    from backproof.verify import create_database
-
     parsed = urlparse(url)
-    admin = RestoreTarget(
+    admin = Target.from_params(
         host=parsed.hostname or "",
         port=parsed.port or 5432,
         user=unquote(parsed.username or ""),
@@ -191,23 +196,28 @@ def last_json(stdout: str) -> dict[str, Any] | None:
 
 
 def outcome(returncode: int, stdout: str, stderr: str) -> tuple[bool, dict[str, Any] | str, str]:
-    """(succeeded, output-or-error-name, cause) from the finished command."""
+    """(succeeded, output-or-error-name, cause) from the finished command.
+
+    The error name is what the command said on its last stdout line: the engine's error class
+    (`{"error": ...}`), or a report whose verdict is failed. A command that printed neither
+    did not finish (killed, crashed before parsing its arguments)."""
     result = last_json(stdout)
     if returncode == 0 and result is not None:
         return True, result, ""
-    if returncode == 0:
-        return (
-            False,
-            "TaskOutputMissing",
-            "backproof exited 0 without a JSON result on its last line",
-        )
-    error = EXIT_ERRORS.get(returncode, "JobFailed")
-    if result and isinstance(result.get("error"), str):
+    if result is None:
+        last = (stderr.strip().splitlines() or ["(no output)"])[-1]
+        if returncode == 0:
+            last = "backproof exited 0 without a JSON result on its last line"
+        else:
+            last = f"backproof exited {returncode} without a JSON result: {last}"
+        return False, NO_RESULT, last[:MAX_CAUSE]
+    if isinstance(result.get("error"), str):
         error = result["error"]
-    elif returncode == 1 and result is not None:
-        error = "VerificationFailed"  # verify printed its report: checks failed
-    cause = json.dumps(result) if result else (stderr.strip().splitlines() or ["(no output)"])[-1]
-    return False, error[:MAX_ERROR], cause[:MAX_CAUSE]
+    elif result.get("verdict") == "failed":
+        error = ERROR_VERIFICATION_FAILED  # the report itself: checks failed
+    else:
+        error = NO_RESULT
+    return False, error[:MAX_ERROR], json.dumps(result)[:MAX_CAUSE]
 
 
 def _cli() -> list[str]:
@@ -243,7 +253,7 @@ class Workflow:
     """The Step Functions task this run reports to (nothing to report to without a token)."""
 
     def __init__(self, token: str | None) -> None:
-        self.token = token
+        self.token = token or ""
         self.client = boto3.client("stepfunctions") if token else None
 
     def fail(self, error: str, cause: str) -> int:
@@ -301,10 +311,11 @@ def main(argv: list[str] | None = None) -> int:
         return workflow.fail("BadRequest", f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # secret unreadable: report it rather than leave the workflow waiting
         return workflow.fail("SecretUnavailable", f"{type(exc).__name__}: {exc}")
-    if invocation.create_database:
-        url = invocation.argv[invocation.argv.index("--target-url") + 1]
+    if invocation.create_database and invocation.target_url:
         try:
-            ensure_database(url, invocation.env["PGPASSWORD"], invocation.create_database)
+            ensure_database(
+                invocation.target_url, invocation.env["PGPASSWORD"], invocation.create_database
+            )
         except Exception as exc:
             return workflow.fail("TargetUnavailable", f"{type(exc).__name__}: {exc}")
     with workflow.heartbeats():

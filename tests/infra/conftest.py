@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Template
+
+from infra.app import build
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
@@ -39,10 +43,6 @@ class Synth:
 
 
 def synthesize(context: dict[str, Any], layer: Path, outdir: Path) -> Synth:
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Template
-
-    from infra.app import build
 
     app = cdk.App(context={**context, "backproof:layer_dir": str(layer)}, outdir=str(outdir))
     stack = build(app)

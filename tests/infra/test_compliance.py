@@ -7,9 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import Validations
+from aws_cdk import aws_sns as sns
 
-from .conftest import ROOT, Synth
+from infra.app import build
+
+from .conftest import ROOT, Synth, cdk_context, synthesize
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -24,7 +29,6 @@ def test_nag_runs_and_every_finding_is_acknowledged(synth: Synth) -> None:
 
 
 def test_acknowledgements_carry_reasons(synth: Synth) -> None:
-    from aws_cdk import Validations
 
     reasons: dict[str, str] = {}
     for construct in synth.stack.node.find_all():
@@ -39,12 +43,6 @@ def test_acknowledgements_carry_reasons(synth: Synth) -> None:
 
 def test_nag_would_fail_an_unacknowledged_finding(placeholder_layer: Path, tmp_path: Path) -> None:
     # Given the app plus one resource that breaks an AwsSolutions rule (SNS topic without SSL)
-    import aws_cdk as cdk
-    from aws_cdk import aws_sns as sns
-
-    from infra.app import build
-
-    from .conftest import cdk_context
 
     app = cdk.App(
         context={**cdk_context(), "backproof:layer_dir": str(placeholder_layer)},
@@ -87,7 +85,6 @@ def test_nag_passes_for_a_concrete_account_and_region(
 ) -> None:
     # `cdk synth` from the CLI gives the stack a concrete region (and, with credentials, an
     # account); acknowledgements must still match the findings' spelling.
-    from .conftest import cdk_context, synthesize
 
     monkeypatch.setenv("CDK_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from infra.config import ConfigError, load
+from infra.functions import LAMBDA_PYTHON, layer_directory
 
 from .conftest import ROOT, cdk_context, synthesize
 
@@ -117,7 +119,6 @@ def test_synth_fails_on_a_bad_configuration(placeholder_layer: Path, tmp_path: P
 
 
 def test_a_configured_layer_directory_must_hold_a_built_layer(tmp_path: Path) -> None:
-    from infra.functions import layer_directory
 
     with pytest.raises(FileNotFoundError, match=r"has no python/ folder; run layers/build\.py"):
         layer_directory(str(tmp_path))
@@ -126,9 +127,6 @@ def test_a_configured_layer_directory_must_hold_a_built_layer(tmp_path: Path) ->
 
 
 def test_layer_targets_the_functions_runtime() -> None:
-    import importlib.util
-
-    from infra.functions import LAMBDA_PYTHON
 
     spec = importlib.util.spec_from_file_location("layer_build", ROOT / "layers" / "build.py")
     assert spec and spec.loader

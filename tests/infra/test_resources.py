@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk.assertions import Match
@@ -236,7 +237,6 @@ def test_vpc_endpoints_only_when_asked(synth: Synth, synth_two: Synth) -> None:
 
 # -- schedules and monitoring ------------------------------------------------------------------
 def _schedule_inputs(template: dict[str, Any]) -> list[dict[str, Any]]:
-    import json
 
     return [
         json.loads(s["Properties"]["Target"]["Input"])

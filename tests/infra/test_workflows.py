@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import re
+import sys
 from typing import Any
 
+import entry
 import pytest
 
 from .asl import FAIL, cycles, definition, edges, machines, paths_skipping
-from .conftest import Synth
+from .conftest import ROOT, Synth
 
 DELETE = "DeleteInstance"
 HANDOVER = "KeepInstance"  # an operator restore hands the instance over instead of deleting it
@@ -151,13 +154,8 @@ def test_logging_and_tracing_on_every_machine(synth: Synth) -> None:
 
 
 def test_every_task_action_is_one_the_container_entry_point_knows(synth: Synth) -> None:
-    import re
-    import sys
-
-    from .conftest import ROOT
 
     sys.path.insert(0, str(ROOT / "functions" / "task"))
-    import entry
 
     seen = set()
     for name in machines(synth.template):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 from typing import Any
 
 import pytest
+import zstandard
 
 from backproof.cli import main
-from backproof.manifest import Manifest
-from backproof.store import BackupStore
+from backproof.model.manifest import Manifest
+from backproof.store import open_store
 
 from ..conftest import S3Store, SourceDatabase
 
@@ -92,9 +95,6 @@ def test_backup_of_awkward_database_is_listed_with_its_manifest(
 def test_archive_is_a_pg_dump_custom_archive_matching_the_manifest_hash(
     awkward_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import hashlib
-
-    import zstandard
 
     code, result, _ = backup(awkward_db, s3_store, capsys)
     assert code == 0 and result is not None
@@ -111,7 +111,6 @@ def test_other_compressions(
     s3_store: S3Store,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import gzip
 
     source_db.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g")
     code, result, _ = backup(source_db, s3_store, capsys, "--compression", compression)
@@ -191,7 +190,7 @@ def test_store_reads_back_what_backup_wrote(
     source_db.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 10) g")
     result = backup(source_db, s3_store, capsys)[1]
     assert result
-    store = BackupStore.from_url(s3_store.url)
+    store = open_store(s3_store.url)
     stored = store.find(result["backup_id"])
     assert store.find("latest").backup_id == result["backup_id"]
     manifest = store.load_manifest(stored)

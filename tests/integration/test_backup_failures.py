@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from backproof.backup import BackupRequest, _DumpProcess, run_backup
 from backproof.cli import main
-from backproof.errors import DumpFailed
-from backproof.source import SourceSpec
-from backproof.store import BackupStore
-from backproof.tools import PgProgram
+from backproof.errors import DumpFailed, UploadFailed
+from backproof.jobs.backup import BackupRequest, run_backup
+from backproof.pg.dump import PgDump
+from backproof.pg.programs import PgProgram
+from backproof.pg.target import Target
+from backproof.store import open_store
 
 from ..conftest import MotoServer, S3Store, SourceDatabase
 
@@ -41,7 +43,6 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 def test_unreachable_source_is_bad_input_and_writes_nothing(
     s3_store: S3Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -161,7 +162,7 @@ def test_no_fitting_pg_dump_names_server_and_found_versions(
     old = tmp_path / "pg_dump"
     old.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
     old.chmod(0o755)
-    monkeypatch.setattr("backproof.tools.SYSTEM_BIN_GLOBS", ())
+    monkeypatch.setattr("backproof.pg.programs.SYSTEM_BIN_GLOBS", ())
     monkeypatch.setenv("PATH", str(tmp_path))
     # When a backup of a newer server is asked for
     code, _, err = run_cli(capsys, "backup", "--source-url", source_db.url, "--store", s3_store.url)
@@ -179,7 +180,7 @@ def test_pg_dump_dying_mid_stream_aborts_the_upload(
         "CREATE TABLE big AS SELECT g, md5(g::text) || repeat('x', 200) AS pad "
         "FROM generate_series(1, 300000) g"
     )
-    store = BackupStore.from_url(s3_store.url)
+    store = open_store(s3_store.url)
 
     def kill_dump(event: str, data: dict[str, Any]) -> None:
         # When the server ends pg_dump's session mid-stream
@@ -190,17 +191,15 @@ def test_pg_dump_dying_mid_stream_aborts_the_upload(
             )
 
     with pytest.raises(DumpFailed, match="pg_dump failed"):
-        run_backup(
-            BackupRequest(SourceSpec.from_url(source_db.url), store, "big"), progress=kill_dump
-        )
+        run_backup(BackupRequest(Target.from_url(source_db.url), store, "big"), progress=kill_dump)
     # Then the multipart upload is gone and nothing is listed
     nothing_stored(s3_store)
     assert store.list_backups(include_incomplete=True) == []
 
 
 def test_pg_dump_command_line_never_holds_the_password() -> None:
-    source = SourceSpec.from_url(f"postgresql://app:{SECRET}@db.internal:5433/shop?sslmode=require")
-    dump = _DumpProcess(PgProgram(16, 4, Path("/usr/bin/pg_dump")), source, "00000003-1", [])
+    source = Target.from_url(f"postgresql://app:{SECRET}@db.internal:5433/shop?sslmode=require")
+    dump = PgDump(PgProgram(16, 4, Path("/usr/bin/pg_dump")), source, "00000003-1", [])
     assert not any(SECRET in arg for arg in dump.argv)
     assert "--snapshot=00000003-1" in dump.argv and "--no-password" in dump.argv
     assert any("sslmode=require" in a and "host=db.internal" in a for a in dump.argv)
@@ -307,10 +306,9 @@ def test_failure_after_the_archive_is_stored_removes_it(
     source_db: SourceDatabase, s3_store: S3Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the manifest cannot be written (the archive upload already completed)
-    from backproof.errors import UploadFailed
 
     source_db.execute("CREATE TABLE t AS SELECT g FROM generate_series(1, 100) g")
-    store = BackupStore.from_url(s3_store.url)
+    store = open_store(s3_store.url)
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise UploadFailed("could not write the manifest: simulated outage")
@@ -318,6 +316,6 @@ def test_failure_after_the_archive_is_stored_removes_it(
     monkeypatch.setattr(store, "put_bytes", refuse)
     # When the backup runs
     with pytest.raises(UploadFailed, match="simulated outage"):
-        run_backup(BackupRequest(SourceSpec.from_url(source_db.url), store, "t"))
+        run_backup(BackupRequest(Target.from_url(source_db.url), store, "t"))
     # Then the archive is gone too: nothing listed, nothing left
     nothing_stored(s3_store)

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .verify_fixtures import processes_mentioning
+from .conftest import processes_mentioning
 
 
 def test_demo_runs_end_to_end_and_leaves_nothing_behind() -> None:
@@ -23,15 +23,32 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind() -> None:
     try:
         # When the demo runs
         proc = subprocess.run(
-            [sys.executable, "-c", "from backproof.cli import run; run()", "demo",
-             "--report-file", str(report_file)],
-            env=env, capture_output=True, text=True, timeout=240, check=False,
+            [
+                sys.executable,
+                "-c",
+                "from backproof.cli import run; run()",
+                "demo",
+                "--report-file",
+                str(report_file),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
         )
         # Then it verified the backup, said what it checked and how long each step took
         assert proc.returncode == 0, proc.stdout + proc.stderr
         out = proc.stdout
-        for expected in ("exact row counts", "content fingerprints", "freshness",
-                         "VERIFIED", "verification.json", "shut everything down", "verified"):
+        for expected in (
+            "exact row counts",
+            "content fingerprints",
+            "freshness",
+            "VERIFIED",
+            "verification.json",
+            "shut everything down",
+            "verified",
+        ):
             assert expected in out, expected
         report = json.loads(report_file.read_text())
         assert report["verdict"] == "verified" and report["summary"]["fail"] == 0

@@ -13,12 +13,9 @@ import psycopg
 import pytest
 
 from backproof.cli import main
-from backproof.store import BackupStore
+from backproof.store import open_store
 
-from ..conftest import S3Store, SourceDatabase
-from .verify_fixtures import isolated_tmp, take_backup
-
-__all__ = ["isolated_tmp"]
+from ..conftest import S3Store, SourceDatabase, take_backup
 
 SHOP = """
 CREATE SCHEMA sales;
@@ -42,10 +39,16 @@ def target_db(source_db: SourceDatabase) -> Iterator[SourceDatabase]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def restore(s3: S3Store, backup_id: str, target: SourceDatabase,
-            capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, Any] | None]:
-    code = main(["restore", backup_id, "--store", s3.url, "--target-url", target.url, "--json",
-                 *extra])
+def restore(
+    s3: S3Store,
+    backup_id: str,
+    target: SourceDatabase,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+) -> tuple[int, dict[str, Any] | None]:
+    code = main(
+        ["restore", backup_id, "--store", s3.url, "--target-url", target.url, "--json", *extra]
+    )
     out = capsys.readouterr().out.strip().splitlines()
     return code, (json.loads(out[-1]) if out else None)
 
@@ -57,12 +60,21 @@ def scalar(db: SourceDatabase, query: str) -> Any:
 
 
 def relations(db: SourceDatabase) -> int:
-    return int(scalar(db, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
-                          "n.oid = c.relnamespace WHERE n.nspname IN ('public', 'sales')"))
+    return int(
+        scalar(
+            db,
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
+            "n.oid = c.relnamespace WHERE n.nspname IN ('public', 'sales')",
+        )
+    )
 
 
-def test_dry_run_touches_nothing(source_db: SourceDatabase, target_db: SourceDatabase,
-                                 s3_store: S3Store, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_touches_nothing(
+    source_db: SourceDatabase,
+    target_db: SourceDatabase,
+    s3_store: S3Store,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     source_db.execute(SHOP)
     _, result = take_backup(source_db, s3_store)
     code, out = restore(s3_store, result.manifest.backup_id, target_db, capsys, "--dry-run")
@@ -72,8 +84,11 @@ def test_dry_run_touches_nothing(source_db: SourceDatabase, target_db: SourceDat
 
 
 def test_full_restore_into_empty_database_checks_out(
-    source_db: SourceDatabase, target_db: SourceDatabase, s3_store: S3Store,
-    isolated_tmp: Path, capsys: pytest.CaptureFixture[str]
+    source_db: SourceDatabase,
+    target_db: SourceDatabase,
+    s3_store: S3Store,
+    isolated_tmp: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     source_db.execute(SHOP)
     take_backup(source_db, s3_store)
@@ -93,12 +108,23 @@ def test_non_empty_target_needs_clean_and_the_typed_back_name(
     source_db.execute("DELETE FROM sales.orders WHERE id > 1500; UPDATE notes SET body = 'lost'")
     # When restoring over it without --clean, or with the wrong name typed back: refused
     assert restore(s3_store, result.manifest.backup_id, source_db, capsys)[0] == 2
-    assert restore(s3_store, result.manifest.backup_id, source_db, capsys, "--clean",
-                   "--confirm", "wrong")[0] == 2
+    assert (
+        restore(
+            s3_store, result.manifest.backup_id, source_db, capsys, "--clean", "--confirm", "wrong"
+        )[0]
+        == 2
+    )
     assert scalar(source_db, "SELECT count(*) FROM sales.orders") == 1500
     # When confirmed: a safety backup first, then the restore, then the checks
-    code, out = restore(s3_store, result.manifest.backup_id, source_db, capsys, "--clean",
-                        "--confirm", source_db.dbname)
+    code, out = restore(
+        s3_store,
+        result.manifest.backup_id,
+        source_db,
+        capsys,
+        "--clean",
+        "--confirm",
+        source_db.dbname,
+    )
     assert out is not None and out["failed_checks"] == [] and code == 0
     assert scalar(source_db, "SELECT count(*) FROM sales.orders") == 2000
     assert scalar(source_db, "SELECT count(*) FROM notes WHERE body = 'lost'") == 0
@@ -112,16 +138,34 @@ def test_selective_restore_brings_back_one_table_with_its_indexes(
 ) -> None:
     source_db.execute(SHOP)
     _, result = take_backup(source_db, s3_store)
-    source_db.execute("DELETE FROM sales.orders WHERE id > 10; INSERT INTO notes (body) VALUES ('new')")
-    code, out = restore(s3_store, result.manifest.backup_id, source_db, capsys,
-                        "--table", "sales.orders", "--clean", "--confirm", source_db.dbname)
+    source_db.execute(
+        "DELETE FROM sales.orders WHERE id > 10; INSERT INTO notes (body) VALUES ('new')"
+    )
+    code, out = restore(
+        s3_store,
+        result.manifest.backup_id,
+        source_db,
+        capsys,
+        "--table",
+        "sales.orders",
+        "--clean",
+        "--confirm",
+        source_db.dbname,
+    )
     assert out is not None and out["failed_checks"] == [] and code == 0, out
     assert scalar(source_db, "SELECT count(*) FROM sales.orders") == 2000
     assert scalar(source_db, "SELECT count(*) FROM notes") == 11  # untouched
-    assert scalar(source_db, "SELECT count(*) FROM pg_indexes WHERE indexname = "
-                             "'orders_customer_idx'") == 1
-    assert scalar(source_db, "SELECT count(*) FROM pg_constraint WHERE conname = "
-                             "'orders_customer_id_fkey'") == 1
+    assert (
+        scalar(source_db, "SELECT count(*) FROM pg_indexes WHERE indexname = 'orders_customer_idx'")
+        == 1
+    )
+    assert (
+        scalar(
+            source_db,
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'orders_customer_id_fkey'",
+        )
+        == 1
+    )
 
 
 def test_corrupt_backup_is_refused_before_the_target_is_touched(
@@ -131,16 +175,33 @@ def test_corrupt_backup_is_refused_before_the_target_is_touched(
     _, result = take_backup(source_db, s3_store)
     key = result.manifest.archive.key
     body = s3_store.s3.get_object(Bucket=s3_store.bucket, Key=key)["Body"].read()
-    s3_store.s3.put_object(Bucket=s3_store.bucket, Key=key, Body=body[:-1] + b"\0",
-                           ServerSideEncryption="aws:kms", SSEKMSKeyId=s3_store.kms_key_id)
+    s3_store.s3.put_object(
+        Bucket=s3_store.bucket,
+        Key=key,
+        Body=body[:-1] + b"\0",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=s3_store.kms_key_id,
+    )
     source_db.execute("DELETE FROM notes WHERE id > 5")
-    code = main(["restore", result.manifest.backup_id, "--store", s3_store.url, "--target-url",
-                 source_db.url, "--clean", "--confirm", source_db.dbname])
+    code = main(
+        [
+            "restore",
+            result.manifest.backup_id,
+            "--store",
+            s3_store.url,
+            "--target-url",
+            source_db.url,
+            "--clean",
+            "--confirm",
+            source_db.dbname,
+        ]
+    )
     assert code == 1
     assert "integrity.sha256" in capsys.readouterr().err
     assert scalar(source_db, "SELECT count(*) FROM notes") == 5
-    assert [b.backup_id for b in BackupStore.from_url(s3_store.url).list_backups()] == [
-        result.manifest.backup_id]  # no safety backup either
+    assert [b.backup_id for b in open_store(s3_store.url).list_backups()] == [
+        result.manifest.backup_id
+    ]  # no safety backup either
 
 
 def test_selective_restore_of_a_referenced_table_re_adds_the_foreign_keys(
@@ -151,13 +212,28 @@ def test_selective_restore_of_a_referenced_table_re_adds_the_foreign_keys(
     _, result = take_backup(source_db, s3_store)
     source_db.execute("UPDATE customers SET name = name || ' (damaged)' WHERE id <= 10")
     # When only that table is restored over the damage
-    code, out = restore(s3_store, result.manifest.backup_id, source_db, capsys,
-                        "--table", "customers", "--clean", "--confirm", source_db.dbname)
+    code, out = restore(
+        s3_store,
+        result.manifest.backup_id,
+        source_db,
+        capsys,
+        "--table",
+        "customers",
+        "--clean",
+        "--confirm",
+        source_db.dbname,
+    )
     # Then it is back, and the foreign key pointing at it exists again
     assert out is not None and out["failed_checks"] == [] and code == 0, out
     assert scalar(source_db, "SELECT count(*) FROM customers WHERE name LIKE '%damaged%'") == 0
-    assert scalar(source_db, "SELECT count(*) FROM pg_constraint WHERE conname = "
-                             "'orders_customer_id_fkey' AND convalidated") == 1
+    assert (
+        scalar(
+            source_db,
+            "SELECT count(*) FROM pg_constraint WHERE conname = "
+            "'orders_customer_id_fkey' AND convalidated",
+        )
+        == 1
+    )
 
 
 def test_selective_restore_of_a_partitioned_table_brings_every_partition(
@@ -165,19 +241,40 @@ def test_selective_restore_of_a_partitioned_table_brings_every_partition(
 ) -> None:
     # Given a backup, then a partitioned table damaged in two of its partitions
     _, result = take_backup(awkward_db, s3_store)
-    awkward_db.execute("DELETE FROM public.events WHERE id % 3 = 0; "
-                       "UPDATE public.no_pk SET b = 'kept' WHERE a = 2")
+    awkward_db.execute(
+        "DELETE FROM public.events WHERE id % 3 = 0; UPDATE public.no_pk SET b = 'kept' WHERE a = 2"
+    )
     # When only the partitioned table is named (the manifest lists its partitions, not it)
-    code, out = restore(s3_store, result.manifest.backup_id, awkward_db, capsys,
-                        "--table", "events", "--clean", "--confirm", awkward_db.dbname)
+    code, out = restore(
+        s3_store,
+        result.manifest.backup_id,
+        awkward_db,
+        capsys,
+        "--table",
+        "events",
+        "--clean",
+        "--confirm",
+        awkward_db.dbname,
+    )
     # Then every partition is back with its attached indexes, and nothing else was touched
     assert out is not None and out["failed_checks"] == [] and code == 0, out
     assert scalar(awkward_db, "SELECT count(*) FROM public.events") == 800
-    assert scalar(awkward_db, "SELECT count(*) FROM pg_index i JOIN pg_class c ON "
-                              "c.oid = i.indexrelid WHERE c.relname LIKE 'events%' AND "
-                              "NOT i.indisvalid") == 0
-    assert scalar(awkward_db, "SELECT count(*) FROM pg_inherits WHERE inhparent = "
-                              "'public.events'::regclass") == 3
+    assert (
+        scalar(
+            awkward_db,
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON "
+            "c.oid = i.indexrelid WHERE c.relname LIKE 'events%' AND "
+            "NOT i.indisvalid",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            awkward_db,
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'public.events'::regclass",
+        )
+        == 3
+    )
     assert scalar(awkward_db, "SELECT b FROM public.no_pk WHERE a = 2") == "kept"
 
 
@@ -187,25 +284,48 @@ def test_unknown_table_is_refused_before_the_target_is_touched(
     source_db.execute(SHOP)
     _, result = take_backup(source_db, s3_store)
     source_db.execute("DELETE FROM notes")
-    code, _ = restore(s3_store, result.manifest.backup_id, source_db, capsys,
-                      "--table", "no_such_table", "--clean", "--confirm", source_db.dbname)
+    code, _ = restore(
+        s3_store,
+        result.manifest.backup_id,
+        source_db,
+        capsys,
+        "--table",
+        "no_such_table",
+        "--clean",
+        "--confirm",
+        source_db.dbname,
+    )
     assert code == 2
     assert scalar(source_db, "SELECT count(*) FROM notes") == 0
 
 
 def test_selective_restore_skips_foreign_keys_of_tables_the_target_lacks(
-    source_db: SourceDatabase, target_db: SourceDatabase, s3_store: S3Store,
-    capsys: pytest.CaptureFixture[str], isolated_tmp: Path,
+    source_db: SourceDatabase,
+    target_db: SourceDatabase,
+    s3_store: S3Store,
+    capsys: pytest.CaptureFixture[str],
+    isolated_tmp: Path,
 ) -> None:
     # Given a backup where sales.orders references customers, and a target that has only
     # customers (with other rows)
     source_db.execute(SHOP)
     _, result = take_backup(source_db, s3_store)
-    target_db.execute("CREATE TABLE customers (id int PRIMARY KEY, name text); "
-                      "INSERT INTO customers VALUES (999, 'local')")
+    target_db.execute(
+        "CREATE TABLE customers (id int PRIMARY KEY, name text); "
+        "INSERT INTO customers VALUES (999, 'local')"
+    )
     # When only customers is restored over it
-    code, report = restore(s3_store, result.manifest.backup_id, target_db, capsys,
-                           "--table", "customers", "--clean", "--confirm", target_db.dbname)
+    code, report = restore(
+        s3_store,
+        result.manifest.backup_id,
+        target_db,
+        capsys,
+        "--table",
+        "customers",
+        "--clean",
+        "--confirm",
+        target_db.dbname,
+    )
     # Then the restore succeeds without trying to re-add orders' foreign key
     assert code == 0, report
     assert scalar(target_db, "SELECT count(*) FROM customers") == 100

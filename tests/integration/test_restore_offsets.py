@@ -8,8 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from backproof.restore import _read_toc_slots, add_data_offsets
-from backproof.tools import find_program
+from backproof.pg.offsets import _read_toc_slots, add_data_offsets
+from backproof.pg.programs import find_program
 
 from ..conftest import SourceDatabase
 
@@ -17,8 +17,10 @@ from ..conftest import SourceDatabase
 def toc_offsets(path: Path) -> list[tuple[int, int, int]]:
     with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         slots, _, _, off_size = _read_toc_slots(data)
-        return [(dump_id, flag, int.from_bytes(data[s + 1:s + 1 + off_size], "little"))
-                for dump_id, s, flag in slots]
+        return [
+            (dump_id, flag, int.from_bytes(data[s + 1 : s + 1 + off_size], "little"))
+            for dump_id, s, flag in slots
+        ]
 
 
 def test_positions_match_what_pg_dump_records_when_it_can_seek(
@@ -44,22 +46,29 @@ def test_positions_match_what_pg_dump_records_when_it_can_seek(
     after = toc_offsets(piped)
     assert filled >= 10
     patched = [(d, o) for d, flag, o in after if flag == 2]
-    assert patched == [(d, o) for d, flag, o in expected if flag == 2][:len(patched)]
+    assert patched == [(d, o) for d, flag, o in expected if flag == 2][: len(patched)]
     assert len(patched) == filled
     # And pg_restore reads the same table of contents as before
     pg_restore = find_program("pg_restore", min_major=13, purpose="test")
-    listing = [subprocess.run([str(pg_restore.path), "--list", str(p)], capture_output=True,
-                              text=True, check=True).stdout.splitlines()[3:] for p in (
-                                  seekable, piped)]
+    listing = [
+        subprocess.run(
+            [str(pg_restore.path), "--list", str(p)], capture_output=True, text=True, check=True
+        ).stdout.splitlines()[3:]
+        for p in (seekable, piped)
+    ]
     assert [x for x in listing[0] if not x.startswith(";")] == [
-        x for x in listing[1] if not x.startswith(";")]
+        x for x in listing[1] if not x.startswith(";")
+    ]
     # And a second pass has nothing left to do
     assert add_data_offsets(piped) == 0
 
 
 def test_anything_unexpected_leaves_the_file_untouched(tmp_path: Path) -> None:
-    for name, body in (("empty", b""), ("text", b"not an archive at all" * 10),
-                       ("truncated", b"PGDMP\x01\x0e\x00\x04\x08\x01" + b"\x00" * 30)):
+    for name, body in (
+        ("empty", b""),
+        ("text", b"not an archive at all" * 10),
+        ("truncated", b"PGDMP\x01\x0e\x00\x04\x08\x01" + b"\x00" * 30),
+    ):
         path = tmp_path / name
         path.write_bytes(body)
         assert add_data_offsets(path) == 0

@@ -7,28 +7,27 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backproof.backup import BackupRequest, run_backup
+from backproof.cli import main
 from backproof.errors import BadInput
-from backproof.retention import RetentionPolicy, apply_retention
-from backproof.source import SourceSpec
-from backproof.store import BackupStore
+from backproof.jobs.retention import RetentionPolicy, apply_retention
+from backproof.store import open_store
 
-from ..conftest import S3Store, SourceDatabase
-
-
-def take(db: SourceDatabase, store: BackupStore, tier: str, name: str = "shop") -> str:
-    return run_backup(
-        BackupRequest(SourceSpec.from_url(db.url), store, name, tier=tier, fingerprints=False)
-    ).manifest.backup_id
+from ..conftest import S3Store, SourceDatabase, take_backup
 
 
 def test_keeps_newest_per_tier_and_the_newest_verified(
     source_db: SourceDatabase, s3_store: S3Store
 ) -> None:
-    store = BackupStore.from_url(s3_store.url)
+    store = open_store(s3_store.url)
     source_db.execute("CREATE TABLE t (id int)")
-    daily = [take(source_db, store, "daily") for _ in range(4)]
-    weekly = [take(source_db, store, "weekly") for _ in range(2)]
+    daily = [
+        take_backup(source_db, s3_store, tier="daily", fingerprints=False)[1].manifest.backup_id
+        for _ in range(4)
+    ]
+    weekly = [
+        take_backup(source_db, s3_store, tier="weekly", fingerprints=False)[1].manifest.backup_id
+        for _ in range(2)
+    ]
     # The oldest daily is the only verified one: it must survive.
     stored = store.find(daily[0])
     store.write_verification(stored, {"verdict": "verified", "timings": {"restore_seconds": 1.0}})
@@ -48,9 +47,11 @@ def test_keeps_newest_per_tier_and_the_newest_verified(
 def test_incomplete_uploads_removed_only_when_old(
     source_db: SourceDatabase, s3_store: S3Store
 ) -> None:
-    store = BackupStore.from_url(s3_store.url)
+    store = open_store(s3_store.url)
     source_db.execute("CREATE TABLE t (id int)")
-    backup_id = take(source_db, store, "daily")
+    backup_id = take_backup(source_db, s3_store, tier="daily", fingerprints=False)[
+        1
+    ].manifest.backup_id
     stored = store.find(backup_id)
     s3_store.s3.delete_object(Bucket=s3_store.bucket, Key=stored.manifest_key)  # now incomplete
     young = apply_retention(store, RetentionPolicy(), dry_run=True)
@@ -70,11 +71,13 @@ def test_malformed_policy_is_bad_input(text: str) -> None:
 def test_cli_dry_run_prints_plan_and_deletes_nothing(
     source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from backproof.cli import main
 
-    store = BackupStore.from_url(s3_store.url)
+    store = open_store(s3_store.url)
     source_db.execute("CREATE TABLE t (id int)")
-    ids = [take(source_db, store, "daily") for _ in range(2)]
+    ids = [
+        take_backup(source_db, s3_store, tier="daily", fingerprints=False)[1].manifest.backup_id
+        for _ in range(2)
+    ]
     assert (
         main(["retention", "--store", s3_store.url, "--keep", "daily=1", "--dry-run", "--json"])
         == 0

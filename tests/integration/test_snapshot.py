@@ -3,16 +3,21 @@ single-row change inside it changes that table's fingerprint."""
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import zstandard
 
-from backproof.backup import BackupRequest, run_backup
-from backproof.inventory import take_inventory
-from backproof.source import SourceSpec
-from backproof.store import BackupStore
+from backproof.jobs.backup import BackupRequest, run_backup
+from backproof.pg.inventory import take_inventory
+from backproof.pg.programs import find_program
+from backproof.pg.target import Target
+from backproof.store import open_store
 
 from ..conftest import S3Store, SourceDatabase
 
@@ -97,7 +102,7 @@ def test_writes_after_the_snapshot_do_not_change_the_manifest(
 ) -> None:
     # Given the inventory before any concurrent write
     expected = fingerprints(awkward_db)
-    store = BackupStore.from_url(s3_store.url)
+    store = open_store(s3_store.url)
     writes_done = threading.Event()
 
     def write_during_dump(event: str, data: dict[str, Any]) -> None:
@@ -111,7 +116,7 @@ def test_writes_after_the_snapshot_do_not_change_the_manifest(
             writes_done.set()
 
     result = run_backup(
-        BackupRequest(SourceSpec.from_url(awkward_db.url), store, "awk"), progress=write_during_dump
+        BackupRequest(Target.from_url(awkward_db.url), store, "awk"), progress=write_during_dump
     )
     assert writes_done.is_set()
     # Then the manifest still describes the database as it was at the snapshot
@@ -123,23 +128,16 @@ def test_writes_after_the_snapshot_do_not_change_the_manifest(
 def test_archive_holds_the_snapshot_not_later_writes(
     source_db: SourceDatabase, s3_store: S3Store, pg_cluster: Any
 ) -> None:
-    import subprocess
-    import tempfile
-    from pathlib import Path
-
-    import zstandard
-
-    from backproof.tools import find_program
 
     source_db.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g")
-    store = BackupStore.from_url(s3_store.url)
+    store = open_store(s3_store.url)
 
     def late_insert(event: str, data: dict[str, Any]) -> None:
         if event == "snapshot":
             source_db.execute("INSERT INTO t SELECT g FROM generate_series(101, 150) g")
 
     result = run_backup(
-        BackupRequest(SourceSpec.from_url(source_db.url), store, "t"), progress=late_insert
+        BackupRequest(Target.from_url(source_db.url), store, "t"), progress=late_insert
     )
     assert result.manifest.inventory.table("public", "t").rows == 100  # type: ignore[union-attr]
     body = s3_store.s3.get_object(Bucket=s3_store.bucket, Key=result.manifest.archive.key)[

@@ -11,17 +11,14 @@ from typing import Any
 import pytest
 
 from backproof.cli import main
+from backproof.jobs import verify as verify_module
 
-from ..conftest import S3Store, SourceDatabase
-from .verify_fixtures import (
+from ..conftest import S3Store, SourceDatabase, take_backup
+from .conftest import (
     assert_torn_down,
     failed_checks,
     failed_subjects,
-    isolated_tmp,
-    take_backup,
 )
-
-__all__ = ["isolated_tmp"]
 
 SHOP = """
 CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);
@@ -40,19 +37,27 @@ def shop(source_db: SourceDatabase) -> SourceDatabase:
     return source_db
 
 
-def verify(s3: S3Store, backup_id: str, capsys: pytest.CaptureFixture[str], *extra: str
-           ) -> tuple[int, dict[str, Any]]:
+def verify(
+    s3: S3Store, backup_id: str, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, dict[str, Any]]:
     code = main(["verify", backup_id, "--store", s3.url, "--json", *extra])
     out = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(out[-1])
-    report = json.loads(s3.s3.get_object(Bucket=s3.bucket, Key=summary["report_key"])["Body"].read())
+    report = json.loads(
+        s3.s3.get_object(Bucket=s3.bucket, Key=summary["report_key"])["Body"].read()
+    )
     return code, report
 
 
 def rewrite(s3: S3Store, key: str, change: Callable[[bytes], bytes]) -> None:
     body = s3.s3.get_object(Bucket=s3.bucket, Key=key)["Body"].read()
-    s3.s3.put_object(Bucket=s3.bucket, Key=key, Body=change(body), ServerSideEncryption="aws:kms",
-                     SSEKMSKeyId=s3.kms_key_id)
+    s3.s3.put_object(
+        Bucket=s3.bucket,
+        Key=key,
+        Body=change(body),
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=s3.kms_key_id,
+    )
 
 
 def edit_manifest(s3: S3Store, key: str, change: Callable[[dict[str, Any]], None]) -> None:
@@ -68,13 +73,17 @@ def table(manifest: dict[str, Any], name: str) -> dict[str, Any]:
     return next(t for t in manifest["inventory"]["tables"] if t["name"] == name)
 
 
-def test_flipped_byte_fails_sha256(shop: SourceDatabase, s3_store: S3Store, isolated_tmp: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_flipped_byte_fails_sha256(
+    shop: SourceDatabase, s3_store: S3Store, isolated_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a stored archive with one byte flipped in the middle
     _, result = take_backup(shop, s3_store)
     archive = result.manifest.archive.key
-    rewrite(s3_store, archive, lambda b: b[: len(b) // 2] + bytes([b[len(b) // 2] ^ 0x01])
-            + b[len(b) // 2 + 1:])
+    rewrite(
+        s3_store,
+        archive,
+        lambda b: b[: len(b) // 2] + bytes([b[len(b) // 2] ^ 0x01]) + b[len(b) // 2 + 1 :],
+    )
     # When it is verified
     code, report = verify(s3_store, result.manifest.backup_id, capsys)
     # Then integrity fails on the checksum, before any instance existed
@@ -84,8 +93,9 @@ def test_flipped_byte_fails_sha256(shop: SourceDatabase, s3_store: S3Store, isol
     assert_torn_down(isolated_tmp)
 
 
-def test_truncated_archive_fails_size(shop: SourceDatabase, s3_store: S3Store, isolated_tmp: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_truncated_archive_fails_size(
+    shop: SourceDatabase, s3_store: S3Store, isolated_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, result = take_backup(shop, s3_store)
     rewrite(s3_store, result.manifest.archive.key, lambda b: b[: len(b) - 100])
     code, report = verify(s3_store, result.manifest.backup_id, capsys)
@@ -104,7 +114,8 @@ def test_archive_swapped_for_another_backup_of_same_database_fails_sha256(
     _, second = take_backup(shop, s3_store)
     # When the first backup's archive is replaced by the second's
     other = s3_store.s3.get_object(Bucket=s3_store.bucket, Key=second.manifest.archive.key)[
-        "Body"].read()
+        "Body"
+    ].read()
     rewrite(s3_store, first.manifest.archive.key, lambda _old: other)
     # Then verifying the first fails its checksum
     code, report = verify(s3_store, first.manifest.backup_id, capsys)
@@ -116,8 +127,9 @@ def test_manifest_row_count_changed_fails_row_count(
     shop: SourceDatabase, s3_store: S3Store, isolated_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, result = take_backup(shop, s3_store)
-    edit_manifest(s3_store, result.manifest_key,
-                  lambda m: table(m, "orders").__setitem__("rows", 3001))
+    edit_manifest(
+        s3_store, result.manifest_key, lambda m: table(m, "orders").__setitem__("rows", 3001)
+    )
     code, report = verify(s3_store, result.manifest.backup_id, capsys)
     assert code == 1
     assert failed_checks(report) == {"row_count"}
@@ -176,9 +188,15 @@ def test_false_operator_assertion_fails(
     shop: SourceDatabase, s3_store: S3Store, isolated_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, result = take_backup(shop, s3_store)
-    code, report = verify(s3_store, result.manifest.backup_id, capsys,
-                          "--assert", "SELECT count(*) > 0 FROM public.orders",
-                          "--assert", "SELECT count(*) > 5000 FROM public.orders")
+    code, report = verify(
+        s3_store,
+        result.manifest.backup_id,
+        capsys,
+        "--assert",
+        "SELECT count(*) > 0 FROM public.orders",
+        "--assert",
+        "SELECT count(*) > 5000 FROM public.orders",
+    )
     assert code == 1
     assert failed_subjects(report, "assertion") == {"SELECT count(*) > 5000 FROM public.orders"}
     assert failed_checks(report) == {"assertion"}
@@ -192,8 +210,15 @@ def test_stale_data_fails_freshness(
     shop.execute("UPDATE orders SET created_at = now() - interval '3 days' - id * interval '1 s'")
     _, result = take_backup(shop, s3_store)
     # When verified with a 26h freshness limit (and a 4 day one that holds)
-    code, report = verify(s3_store, result.manifest.backup_id, capsys,
-                          "--fresh", "orders.created_at=26h", "--fresh", "public.orders.created_at=4d")
+    code, report = verify(
+        s3_store,
+        result.manifest.backup_id,
+        capsys,
+        "--fresh",
+        "orders.created_at=26h",
+        "--fresh",
+        "public.orders.created_at=4d",
+    )
     # Then only the 26h limit fails
     assert code == 1
     assert failed_subjects(report, "freshness") == {"orders.created_at=26h"}
@@ -202,10 +227,12 @@ def test_stale_data_fails_freshness(
 
 
 def test_unexpected_exception_mid_restore_still_tears_down(
-    shop: SourceDatabase, s3_store: S3Store, isolated_tmp: Path, monkeypatch: pytest.MonkeyPatch,
+    shop: SourceDatabase,
+    s3_store: S3Store,
+    isolated_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a restore step that blows up with an error nobody anticipated
-    from backproof import verify as verify_module
 
     def explode(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("disk on fire")
@@ -226,8 +253,9 @@ def test_archive_not_encrypted_as_recorded_fails_encryption(
     _, result = take_backup(shop, s3_store)
     key = result.manifest.archive.key
     body = s3_store.s3.get_object(Bucket=s3_store.bucket, Key=key)["Body"].read()
-    s3_store.s3.put_object(Bucket=s3_store.bucket, Key=key, Body=body,
-                           ServerSideEncryption="AES256")
+    s3_store.s3.put_object(
+        Bucket=s3_store.bucket, Key=key, Body=body, ServerSideEncryption="AES256"
+    )
     code, report = verify(s3_store, result.manifest.backup_id, capsys)
     # Then only the encryption check fails, before any instance existed
     assert code == 1 and failed_checks(report) == {"integrity.encryption"}

@@ -15,8 +15,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from ..conftest import MotoServer, SourceDatabase
-from .verify_fixtures import processes_mentioning
+from backproof.store import open_store
+
+from ..conftest import MotoServer, SourceDatabase, take_backup
+from .conftest import processes_mentioning
 
 BIG = """
 CREATE TABLE big (id bigserial PRIMARY KEY, payload text, n numeric);
@@ -27,12 +29,11 @@ CREATE INDEX big_payload ON big (payload);
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_restore_tears_everything_down(
-    source_db: SourceDatabase, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch,
+    source_db: SourceDatabase,
+    moto_server: MotoServer,
+    monkeypatch: pytest.MonkeyPatch,
     signum: signal.Signals,
 ) -> None:
-    from backproof.store import BackupStore
-
-    from .verify_fixtures import take_backup
 
     # Given a backup big enough that its restore takes a while, in S3 on loopback
     source_db.execute(BIG)
@@ -55,15 +56,27 @@ def test_signal_during_restore_tears_everything_down(
     try:
         # When the command is signalled once pg_restore is running
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from backproof.cli import run; run()", "verify",
-             result.manifest.backup_id, "--store", _S3.url, "--json"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                "from backproof.cli import run; run()",
+                "verify",
+                result.manifest.backup_id,
+                "--store",
+                _S3.url,
+                "--json",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         deadline = time.monotonic() + 60
         restoring = False
         while time.monotonic() < deadline and proc.poll() is None and not restoring:
-            restoring = any("pg_restore" in p and "--dbname" in p
-                            for p in processes_mentioning(str(root)))
+            restoring = any(
+                "pg_restore" in p and "--dbname" in p for p in processes_mentioning(str(root))
+            )
             time.sleep(0.05)
         assert restoring and proc.poll() is None, proc.communicate()
         time.sleep(0.3)
@@ -74,7 +87,7 @@ def test_signal_during_restore_tears_everything_down(
         assert "interrupted" in err.lower() or "sigterm" in err.lower()
         assert processes_mentioning(str(root)) == []
         assert list(root.iterdir()) == []
-        stored = BackupStore.from_url(_S3.url).find(result.manifest.backup_id)
+        stored = open_store(_S3.url).find(result.manifest.backup_id)
         assert not stored.has_verification
     finally:
         shutil.rmtree(root, ignore_errors=True)

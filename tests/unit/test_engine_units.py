@@ -9,7 +9,7 @@ import pytest
 
 from backproof.compression import compressor, decompress_stream
 from backproof.errors import BackproofError, IntegrityError, ToolNotFound, redact
-from backproof.manifest import (
+from backproof.model.manifest import (
     ArchiveInfo,
     Inventory,
     Manifest,
@@ -18,7 +18,7 @@ from backproof.manifest import (
     is_backup_id,
     new_backup_id,
 )
-from backproof.tools import find_program, installed
+from backproof.pg.programs import find_program, installed
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def fake_program(directory: Path, name: str, version: str) -> None:
 def test_find_program_picks_newest_fitting_or_nearest_preferred(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("backproof.tools.SYSTEM_BIN_GLOBS", ())
+    monkeypatch.setattr("backproof.pg.programs.SYSTEM_BIN_GLOBS", ())
     monkeypatch.setenv("PATH", "")
     dirs = []
     for major in (13, 16, 17):

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from backproof.errors import UploadFailed
-from backproof.store import MIN_PART_SIZE, BackupStore
+from backproof.store import open_store
+from backproof.store.multipart import MIN_PART_SIZE
 
 from ..conftest import S3Store
 
@@ -16,8 +17,8 @@ from ..conftest import S3Store
 def test_parts_reassemble_into_the_exact_stream(
     s3_store: S3Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("backproof.store.DEFAULT_PART_SIZE", MIN_PART_SIZE)
-    store = BackupStore.from_url(s3_store.url, kms_key_id=s3_store.kms_key_id)
+    monkeypatch.setattr("backproof.store.multipart.DEFAULT_PART_SIZE", MIN_PART_SIZE)
+    store = open_store(s3_store.url, kms_key_id=s3_store.kms_key_id)
     data = os.urandom(MIN_PART_SIZE * 2 + 12345)
     upload = store.open_upload("team-a/x/obj")
     for start in range(0, len(data), 777_777):  # chunk sizes that never align with parts
@@ -30,8 +31,8 @@ def test_parts_reassemble_into_the_exact_stream(
 
 
 def test_abort_leaves_nothing(s3_store: S3Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("backproof.store.DEFAULT_PART_SIZE", MIN_PART_SIZE)
-    store = BackupStore.from_url(s3_store.url)
+    monkeypatch.setattr("backproof.store.multipart.DEFAULT_PART_SIZE", MIN_PART_SIZE)
+    store = open_store(s3_store.url)
     upload = store.open_upload("team-a/y/obj")
     upload.write(os.urandom(MIN_PART_SIZE + 1))
     upload.abort()

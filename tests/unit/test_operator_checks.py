@@ -7,20 +7,26 @@ from pathlib import Path
 
 import pytest
 
-from backproof.checks import (
+from backproof.errors import BadInput
+from backproof.model.operator import (
     OperatorChecks,
     load_checks_file,
     parse_duration,
     parse_freshness,
     split_identifier_path,
 )
-from backproof.errors import BadInput
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("26h", timedelta(hours=26)), ("90m", timedelta(minutes=90)),
-    ("1d12h", timedelta(days=1, hours=12)), ("2w", timedelta(weeks=2)), ("45s", timedelta(seconds=45)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("26h", timedelta(hours=26)),
+        ("90m", timedelta(minutes=90)),
+        ("1d12h", timedelta(days=1, hours=12)),
+        ("2w", timedelta(weeks=2)),
+        ("45s", timedelta(seconds=45)),
+    ],
+)
 def test_durations(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
@@ -40,8 +46,9 @@ def test_freshness_specs_keep_quoted_names_intact() -> None:
     assert split_identifier_path('a."b.c".d') == ["a", "b.c", "d"]
 
 
-@pytest.mark.parametrize("spec", ["orders=26h", "a.b.c.d=1h", "orders.created_at", '"x.y=1h',
-                                  "orders..x=1h"])
+@pytest.mark.parametrize(
+    "spec", ["orders=26h", "a.b.c.d=1h", "orders.created_at", '"x.y=1h', "orders..x=1h"]
+)
 def test_malformed_freshness_is_bad_input(spec: str) -> None:
     with pytest.raises(BadInput):
         parse_freshness(spec)
@@ -49,8 +56,10 @@ def test_malformed_freshness_is_bad_input(spec: str) -> None:
 
 def test_checks_file_toml_and_json(tmp_path: Path) -> None:
     toml = tmp_path / "checks.toml"
-    toml.write_text('assert = ["SELECT true", {sql = "SELECT 1 = 1", name = "one"}]\n'
-                    'fresh = ["orders.created_at=26h", {column = "s.t.c", max_age = "2d"}]\n')
+    toml.write_text(
+        'assert = ["SELECT true", {sql = "SELECT 1 = 1", name = "one"}]\n'
+        'fresh = ["orders.created_at=26h", {column = "s.t.c", max_age = "2d"}]\n'
+    )
     checks = load_checks_file(toml)
     assert [a.label for a in checks.assertions] == ["SELECT true", "one"]
     assert [f.label for f in checks.freshness] == ["orders.created_at=26h", "s.t.c=2d"]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from backproof.instances import RestoreTarget
-from backproof.restore import PgRestore, RestoreOutcome, classify_pg_restore_output
-from backproof.tools import PgProgram
+from backproof.pg.messages import classify_pg_restore_output
+from backproof.pg.programs import PgProgram
+from backproof.pg.restore import PgRestore, RestoreOutcome
+from backproof.pg.target import Target
 
 PARALLEL_OUTPUT = """\
 pg_restore: error: could not execute query: ERROR:  role "app_owner" does not exist
@@ -42,7 +43,10 @@ pg_restore: warning: errors ignored on restore: 2
 def test_parallel_output_keeps_fk_failure_fatal_and_owner_harmless() -> None:
     messages = classify_pg_restore_output(PARALLEL_OUTPUT)
     assert [(m.severity, m.fatal) for m in messages] == [
-        ("error", False), ("error", True), ("warning", False)]
+        ("error", False),
+        ("error", True),
+        ("warning", False),
+    ]
     assert "role" in messages[0].reason
     assert "b_id_fkey" in messages[1].text and "REFERENCES public.a" in messages[1].text
 
@@ -54,40 +58,48 @@ def test_serial_output_attaches_toc_context_and_knows_old_server_settings() -> N
     assert "older server" in messages[1].reason or "does not know" in messages[1].reason
 
 
-@pytest.mark.parametrize("text", [
-    'pg_restore: error: could not execute query: ERROR:  relation "a" already exists\n'
-    "Command was: CREATE TABLE public.a (id integer);\n",
-    'pg_restore: error: could not execute query: ERROR:  extension "postgis" is not available\n'
-    "Command was: CREATE EXTENSION IF NOT EXISTS postgis WITH SCHEMA public;\n",
-    "pg_restore: error: could not read from input file: end of file\n",
-    "pg_restore: error: could not find block ID 1234 in archive -- possibly corrupt archive\n",
-    "pg_restore: error: COPY failed for table \"orders\": ERROR:  out of memory\n",
-    "pg_restore: warning: something nobody has seen before\n",
-    "something that is not even a pg_restore line\n",
-    # The right error text on the wrong command is not harmless.
-    'pg_restore: error: could not execute query: ERROR:  role "x" does not exist\n'
-    "Command was: CREATE POLICY p ON t TO x USING (true);\n",
-    'pg_restore: error: could not execute query: ERROR:  unrecognized configuration parameter '
-    '"foo"\nCommand was: CREATE TABLE t (a int) WITH (foo = 1);\n',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'pg_restore: error: could not execute query: ERROR:  relation "a" already exists\n'
+        "Command was: CREATE TABLE public.a (id integer);\n",
+        'pg_restore: error: could not execute query: ERROR:  extension "postgis" is not available\n'
+        "Command was: CREATE EXTENSION IF NOT EXISTS postgis WITH SCHEMA public;\n",
+        "pg_restore: error: could not read from input file: end of file\n",
+        "pg_restore: error: could not find block ID 1234 in archive -- possibly corrupt archive\n",
+        'pg_restore: error: COPY failed for table "orders": ERROR:  out of memory\n',
+        "pg_restore: warning: something nobody has seen before\n",
+        "something that is not even a pg_restore line\n",
+        # The right error text on the wrong command is not harmless.
+        'pg_restore: error: could not execute query: ERROR:  role "x" does not exist\n'
+        "Command was: CREATE POLICY p ON t TO x USING (true);\n",
+        "pg_restore: error: could not execute query: ERROR:  unrecognized configuration parameter "
+        '"foo"\nCommand was: CREATE TABLE t (a int) WITH (foo = 1);\n',
+    ],
+)
 def test_anything_not_known_harmless_is_fatal(text: str) -> None:
     messages = classify_pg_restore_output(text)
     assert messages and all(m.fatal for m in messages), messages
 
 
 def test_clean_of_a_partition_constraint_is_harmless_only_for_drop_constraint() -> None:
-    drop = ('pg_restore: error: could not execute query: ERROR:  cannot drop inherited constraint '
-            '"events_2024_pkey" of relation "events_2024"\nCommand was: ALTER TABLE IF EXISTS ONLY '
-            "public.events_2024 DROP CONSTRAINT IF EXISTS events_2024_pkey;\n")
+    drop = (
+        "pg_restore: error: could not execute query: ERROR:  cannot drop inherited constraint "
+        '"events_2024_pkey" of relation "events_2024"\nCommand was: ALTER TABLE IF EXISTS ONLY '
+        "public.events_2024 DROP CONSTRAINT IF EXISTS events_2024_pkey;\n"
+    )
     assert [m.fatal for m in classify_pg_restore_output(drop)] == [False]
-    other = drop.replace("ALTER TABLE IF EXISTS ONLY public.events_2024 DROP CONSTRAINT IF "
-                         "EXISTS events_2024_pkey;", "DROP TABLE public.events_2024;")
+    other = drop.replace(
+        "ALTER TABLE IF EXISTS ONLY public.events_2024 DROP CONSTRAINT IF EXISTS events_2024_pkey;",
+        "DROP TABLE public.events_2024;",
+    )
     assert [m.fatal for m in classify_pg_restore_output(other)] == [True]
 
 
 def test_progress_lines_are_information() -> None:
     messages = classify_pg_restore_output(
-        'pg_restore: connecting to database for restore\npg_restore: creating TABLE "public.a"\n')
+        'pg_restore: connecting to database for restore\npg_restore: creating TABLE "public.a"\n'
+    )
     assert [(m.severity, m.fatal) for m in messages] == [("info", False), ("info", False)]
 
 
@@ -100,9 +112,16 @@ def test_outcome_needs_every_error_harmless_and_exit_1_needs_a_message() -> None
 
 
 def test_command_line_never_holds_the_password() -> None:
-    target = RestoreTarget("db.internal", 5432, "admin", "shop", password="s3cret!")
-    cmd = PgRestore(PgProgram(15, 4, Path("/usr/bin/pg_restore")), Path("/tmp/a.dump"), target,
-                    jobs=4, clean=True)
+    target = Target.from_params(
+        host="db.internal", port=5432, user="admin", dbname="shop", password="s3cret!"
+    )
+    cmd = PgRestore(
+        PgProgram(15, 4, Path("/usr/bin/pg_restore")),
+        Path("/tmp/a.dump"),
+        target,
+        jobs=4,
+        clean=True,
+    )
     assert "s3cret!" not in " ".join(cmd.argv)
     assert "--jobs=4" in cmd.argv and "--no-owner" in cmd.argv and "--if-exists" in cmd.argv
     assert cmd.argv[-1] == "/tmp/a.dump"

@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from backproof.errors import BadInput
+from backproof.contract import INSTANCE_PREFIX
 from backproof.instances import open_instance
 from backproof.instances.rds import (
     EPHEMERAL_TAG,
@@ -30,22 +31,30 @@ def rds() -> Iterator[Any]:
         client = boto3.client("rds", region_name="us-east-1")
         ec2 = boto3.client("ec2", region_name="us-east-1")
         vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24",
-                                     AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
-                   for i, z in ((1, "a"), (2, "b"))]
-        client.create_db_subnet_group(DBSubnetGroupName="private", SubnetIds=subnets,
-                                      DBSubnetGroupDescription="private subnets")
+        subnets = [
+            ec2.create_subnet(
+                VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}"
+            )["Subnet"]["SubnetId"]
+            for i, z in ((1, "a"), (2, "b"))
+        ]
+        client.create_db_subnet_group(
+            DBSubnetGroupName="private",
+            SubnetIds=subnets,
+            DBSubnetGroupDescription="private subnets",
+        )
         yield client
 
 
-SETTINGS = RdsSettings(subnet_group="private", security_group_ids=["sg-123"],
-                       kms_key_id=None, ttl=timedelta(hours=2))
+SETTINGS = RdsSettings(
+    subnet_group="private", security_group_ids=["sg-123"], kms_key_id=None, ttl=timedelta(hours=2)
+)
 
 
 def test_created_instance_is_private_encrypted_unbacked_tagged_and_managed(rds: Any) -> None:
     now = datetime(2026, 11, 21, 5, 0, tzinfo=UTC)
-    ident = create_instance(rds, major=15, settings=SETTINGS, backup_id="20261121T050000Z-abcdef",
-                            now=now)
+    ident = create_instance(
+        rds, major=15, settings=SETTINGS, backup_id="20261121T050000Z-abcdef", now=now
+    )
     db = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
     assert db["Engine"] == "postgres" and db["EngineVersion"].startswith("15")
     assert db["PubliclyAccessible"] is False
@@ -56,7 +65,7 @@ def test_created_instance_is_private_encrypted_unbacked_tagged_and_managed(rds: 
     assert db["MasterUserSecret"]["SecretArn"]
     tags = {t["Key"]: t["Value"] for t in db["TagList"]}
     assert tags[EPHEMERAL_TAG] == "true" and tags[EXPIRES_TAG] == "2026-11-21T07:00:00Z"
-    assert ident.startswith("backproof-verify-") and len(ident) <= 63
+    assert ident.startswith(INSTANCE_PREFIX) and len(ident) <= 63
 
 
 def test_wait_describe_and_delete_without_final_snapshot(rds: Any) -> None:
@@ -73,9 +82,14 @@ def test_janitor_deletes_only_expired_ephemeral_instances(rds: Any) -> None:
     now = datetime(2026, 11, 21, 5, 0, tzinfo=UTC)
     old = create_instance(rds, major=15, settings=SETTINGS, now=now - timedelta(hours=3))
     fresh = create_instance(rds, major=15, settings=SETTINGS, now=now)
-    rds.create_db_instance(DBInstanceIdentifier="production", Engine="postgres",
-                           DBInstanceClass="db.t4g.medium", MasterUsername="x",
-                           MasterUserPassword="not-a-real-one", AllocatedStorage=20)
+    rds.create_db_instance(
+        DBInstanceIdentifier="production",
+        Engine="postgres",
+        DBInstanceClass="db.t4g.medium",
+        MasterUsername="x",
+        MasterUserPassword="not-a-real-one",
+        AllocatedStorage=20,
+    )
     assert delete_expired(rds, now) == [old]
     left = {d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]}
     assert left == {fresh, "production"}
@@ -83,8 +97,15 @@ def test_janitor_deletes_only_expired_ephemeral_instances(rds: Any) -> None:
 
 def test_rds_instance_tears_down_when_the_restore_fails(rds: Any) -> None:
     secrets = boto3.client("secretsmanager", region_name="us-east-1")
-    instance = open_instance("rds", major=15, settings=SETTINGS, rds_client=rds,
-                             secrets_client=secrets, poll_s=1, timeout_s=10)
+    instance = open_instance(
+        "rds",
+        major=15,
+        settings=SETTINGS,
+        rds_client=rds,
+        secrets_client=secrets,
+        poll_s=1,
+        timeout_s=10,
+    )
     with pytest.raises(RuntimeError), instance as target:
         assert target.user and target.password and target.sslmode == "require"
         assert instance.identifier is not None

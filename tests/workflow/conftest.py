@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
 
 from tests.conftest import SourceDatabase
 
@@ -61,6 +62,14 @@ class World:
     vpc_id: str
     subnet_ids: list[str]
     security_group_id: str
+
+    @property
+    def url(self) -> str:
+        return self.store_url
+
+    @property
+    def kms_key_id(self) -> str:
+        return self.key_arn
 
     def env(self) -> dict[str, str]:
         return {
@@ -143,24 +152,8 @@ def seed_orders(db: SourceDatabase) -> None:
     )
 
 
-def take_backup(db: SourceDatabase, world: World, tier: str = "daily") -> dict[str, Any]:
-    """A real backup of `db`, filed under the database name `orders`."""
-    from backproof.backup import BackupRequest, run_backup
-    from backproof.source import SourceSpec
-    from backproof.store import BackupStore
-
-    store = BackupStore.from_url(world.store_url, kms_key_id=world.key_arn)
-    result = run_backup(
-        BackupRequest(
-            source=SourceSpec.from_url(db.url), store=store, database_name="orders", tier=tier
-        )
-    )
-    return result.summary()
-
-
 @pytest.fixture
 def world() -> Iterator[World]:
-    from moto import mock_aws
 
     with mock_aws():
         yield build_world()

@@ -8,6 +8,7 @@ patches that bridge that are all here, each with its reason.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -23,7 +24,21 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
+from moto.awslambda.models import LambdaBackend
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+from moto.stepfunctions.parser import models as sfn_models
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
+    StateTaskServiceEcs,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+    StateTaskServiceSfn,
+)
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+    WaitFunction,
+)
 
 from tests.infra.asl import PSEUDO, machines, render
 
@@ -48,18 +63,6 @@ def enable_execution(endpoint: str) -> None:
 
 
 def patch_moto(monkeypatch: pytest.MonkeyPatch, handlers: dict[str, ModuleType]) -> None:
-    from moto.awslambda.models import LambdaBackend
-    from moto.ec2.models.elastic_network_interfaces import NetworkInterface
-    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs import (
-        StateTaskServiceEcs,
-    )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
-        StateTaskServiceSfn,
-    )
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
-        WaitFunction,
-    )
 
     def invoke(
         self: Any,
@@ -90,7 +93,6 @@ def patch_moto(monkeypatch: pytest.MonkeyPatch, handlers: dict[str, ModuleType])
         monkeypatch.setattr(cls, "_normalise_response", _boto_response(service))
     # moto deep-copies the state machine on every StartExecution; a machine whose program has
     # already run tasks holds objects that cannot be copied, so fall back to a shallow copy.
-    from moto.stepfunctions.parser import models as sfn_models
 
     monkeypatch.setattr(sfn_models, "copy", _TolerantCopy())
     # moto's RunTask with awsvpc networking reads an attribute its ENI model lacks.
@@ -104,7 +106,6 @@ def patch_moto(monkeypatch: pytest.MonkeyPatch, handlers: dict[str, ModuleType])
 
 
 def _operation(service: str, action: str) -> Any:
-    import botocore.session
 
     model = botocore.session.get_session().get_service_model(service)
     return model.operation_model("".join(part.title() for part in action.split("_")))
@@ -142,7 +143,6 @@ def _boto_response(service: str) -> Any:
 class _TolerantCopy:
     @staticmethod
     def deepcopy(value: Any, memo: Any = None) -> Any:
-        import copy
 
         try:
             return copy.deepcopy(value, memo)
@@ -151,7 +151,6 @@ class _TolerantCopy:
 
     @staticmethod
     def copy(value: Any) -> Any:
-        import copy
 
         return copy.copy(value)
 

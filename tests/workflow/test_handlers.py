@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
@@ -10,8 +11,11 @@ from typing import Any
 import boto3
 import pytest
 
+from backproof.instances.rds import RdsSettings, create_instance
+from backproof.store import open_store
 from infra.monitoring import JANITOR_SERVICE, RECORD_SERVICE
-from tests.conftest import SourceDatabase
+from infra.schedules import backup_payload
+from tests.conftest import SourceDatabase, take_backup
 
 from .conftest import (
     SLOTS_KEY,
@@ -20,7 +24,6 @@ from .conftest import (
     World,
     event,
     load_handlers,
-    take_backup,
 )
 
 CTX = LambdaContext()
@@ -49,7 +52,7 @@ def as_function(
 def test_integrity_accepts_a_sound_backup(
     handlers: dict[str, ModuleType], world: World, orders_db: SourceDatabase
 ) -> None:
-    backup = take_backup(orders_db, world)
+    backup = take_backup(orders_db, world, name="orders", tier="daily")[1].summary()
     result = handlers["integrity"].handler(event("handlers/integrity"), CTX)
     assert result["backup_id"] == backup["backup_id"]
     assert result["server_major"] == 15
@@ -61,7 +64,7 @@ def test_integrity_refuses_a_tampered_archive(
     handlers: dict[str, ModuleType], world: World, orders_db: SourceDatabase
 ) -> None:
     # Given a backup whose archive had one byte flipped after upload
-    backup = take_backup(orders_db, world)
+    backup = take_backup(orders_db, world, name="orders", tier="daily")[1].summary()
     s3 = boto3.client("s3")
     body = bytearray(s3.get_object(Bucket=world.bucket, Key=backup["archive_key"])["Body"].read())
     body[len(body) // 2] ^= 0xFF
@@ -128,15 +131,17 @@ def test_retention_keeps_the_configured_number(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given three daily backups and a policy keeping two
-    ids = [take_backup(orders_db, world)["backup_id"] for _ in range(3)]
+    ids = [
+        take_backup(orders_db, world, name="orders", tier="daily")[1].summary()["backup_id"]
+        for _ in range(3)
+    ]
     sample = event("handlers/retention")
     sample["retention"]["daily"] = 2
     plan = handlers["retention"].handler(sample, CTX)
     # Then only the oldest is deleted
     assert plan["deleted"] == [ids[0]]
-    from backproof.store import BackupStore
 
-    left = [b.backup_id for b in BackupStore.from_url(world.store_url).list_backups("orders")]
+    left = [b.backup_id for b in open_store(world.store_url).list_backups("orders")]
     assert left == ids[1:]
     (doc,) = [d for d in emf(capsys.readouterr().out) if "BackupsDeleted" in d]
     assert doc["BackupsDeleted"] == 1.0 and doc["database"] == "orders"
@@ -169,7 +174,7 @@ def test_record_counts_failed_checks(
 def test_validate_restore_plans_the_samples(
     handlers: dict[str, ModuleType], world: World, orders_db: SourceDatabase
 ) -> None:
-    backup = take_backup(orders_db, world)
+    backup = take_backup(orders_db, world, name="orders", tier="daily")[1].summary()
     plan = handlers["validate_restore"].handler(event("handlers/validate_restore"), CTX)
     assert plan["backup"]["backup_id"] == backup["backup_id"]
     assert plan["target"] == {
@@ -206,7 +211,7 @@ def test_validate_restore_rejects_bad_requests(
     change: dict[str, Any],
     message: str,
 ) -> None:
-    take_backup(orders_db, world)
+    take_backup(orders_db, world, name="orders", tier="daily")[1].summary()
     request = {**event("restore-existing-dry-run"), **change}
     with pytest.raises(Exception, match=message):
         handlers["validate_restore"].handler({"request": request}, CTX)
@@ -215,7 +220,6 @@ def test_validate_restore_rejects_bad_requests(
 def test_janitor_deletes_expired_instances_and_frees_stale_slots(
     world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from backproof.instances.rds import RdsSettings, create_instance
 
     handlers = as_function(JANITOR_SERVICE, world, monkeypatch)
     rds = boto3.client("rds")
@@ -265,7 +269,6 @@ def test_handlers_fail_at_cold_start_naming_a_missing_variable(
     del world_env["BACKPROOF_KMS_KEY_ID"]
     for name, value in world_env.items():
         monkeypatch.setenv(name, value)
-    import sys
 
     for name in [m for m in sys.modules if m.startswith("handlers")]:
         del sys.modules[name]
@@ -274,7 +277,6 @@ def test_handlers_fail_at_cold_start_naming_a_missing_variable(
 
 
 def test_schedule_sample_is_what_the_schedules_send() -> None:
-    from infra.schedules import backup_payload
 
     assert event("backup-schedule") == backup_payload("orders", "daily")
     assert event("janitor-schedule") == {}

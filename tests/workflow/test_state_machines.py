@@ -9,16 +9,21 @@ of one, with a local PostgreSQL cluster standing in as the server it would be.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
+import psycopg
 import pytest
 
-from backproof.cluster import LocalCluster
-from tests.conftest import MotoServer, SourceDatabase
+from backproof.instances.rds import RdsSettings, create_instance
+from backproof.pg.cluster import LocalCluster
+from backproof.store import open_store
+from tests.conftest import MotoServer, SourceDatabase, take_backup
 from tests.infra.conftest import cdk_context, synthesize
 
 from .conftest import SLOTS_KEY, SLOTS_TABLE, World, build_world, event, load_handlers, seed_orders
@@ -107,9 +112,8 @@ def slot_count() -> int:
 
 
 def stored(world: World) -> list[Any]:
-    from backproof.store import BackupStore
 
-    return BackupStore.from_url(world.store_url).list_backups("orders")
+    return open_store(world.store_url).list_backups("orders")
 
 
 def test_backup_workflow_dumps_verifies_by_restore_and_applies_retention(
@@ -149,10 +153,8 @@ def test_backup_workflow_dumps_verifies_by_restore_and_applies_retention(
 def test_verify_of_a_tampered_backup_fails_before_any_instance(
     deployed: Deployment, orders: SourceDatabase
 ) -> None:
-    from tests.workflow.conftest import take_backup
-
     # Given a stored backup whose archive was changed afterwards
-    backup = take_backup(orders, deployed.world)
+    backup = take_backup(orders, deployed.world, name="orders", tier="daily")[1].summary()
     s3 = boto3.client("s3")
     body = s3.get_object(Bucket=deployed.world.bucket, Key=backup["archive_key"])["Body"].read()
     s3.put_object(
@@ -175,11 +177,8 @@ def test_verify_of_a_tampered_backup_fails_before_any_instance(
 def test_a_failing_restore_task_still_deletes_the_instance(
     deployed: Deployment, orders: SourceDatabase, target: LocalCluster
 ) -> None:
-    from tests.workflow.conftest import take_backup
-
-    take_backup(orders, deployed.world)
+    take_backup(orders, deployed.world, name="orders", tier="daily")[1].summary()
     # Given a temporary server whose master password does not match its secret
-    import psycopg
 
     with psycopg.connect(**target.connect_kwargs(), autocommit=True) as conn:
         conn.execute("ALTER USER backproof PASSWORD 'changed-behind-the-secret'")
@@ -202,9 +201,7 @@ def test_a_failing_restore_task_still_deletes_the_instance(
 def test_an_instance_that_never_becomes_available_is_deleted_after_the_ceiling(
     deployed: Deployment, orders: SourceDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.workflow.conftest import take_backup
-
-    take_backup(orders, deployed.world)
+    take_backup(orders, deployed.world, name="orders", tier="daily")[1].summary()
     module = deployed.handlers["describe_instance"]  # type: ignore[attr-defined]
     real = module.describe_instance
     monkeypatch.setattr(
@@ -224,9 +221,7 @@ def test_an_instance_that_never_becomes_available_is_deleted_after_the_ceiling(
 def test_restore_dry_run_reports_the_plan_and_touches_nothing(
     deployed: Deployment, orders: SourceDatabase
 ) -> None:
-    from tests.workflow.conftest import take_backup
-
-    backup = take_backup(orders, deployed.world)
+    backup = take_backup(orders, deployed.world, name="orders", tier="daily")[1].summary()
     result = deployed.execute("restore", event("restore-existing-dry-run"))
     assert result["status"] == "SUCCEEDED", result["history"]
     plan = json.loads(result["output"])
@@ -239,9 +234,7 @@ def test_restore_dry_run_reports_the_plan_and_touches_nothing(
 def test_restore_with_a_wrong_confirmation_is_rejected_before_anything(
     deployed: Deployment, orders: SourceDatabase
 ) -> None:
-    from tests.workflow.conftest import take_backup
-
-    take_backup(orders, deployed.world)
+    take_backup(orders, deployed.world, name="orders", tier="daily")[1].summary()
     request = event("restore-existing-dry-run")
     request.update(dry_run=False, target={**request["target"], "confirm": "orders"})
     result = deployed.execute("restore", request)
@@ -255,9 +248,7 @@ def test_restore_with_a_wrong_confirmation_is_rejected_before_anything(
 def test_restore_into_a_new_instance_hands_it_over(
     deployed: Deployment, orders: SourceDatabase, target: LocalCluster
 ) -> None:
-    from tests.workflow.conftest import take_backup
-
-    take_backup(orders, deployed.world)
+    take_backup(orders, deployed.world, name="orders", tier="daily")[1].summary()
     result = deployed.execute("restore", {**event("restore-new-instance")})
     assert result["status"] == "SUCCEEDED", "\n".join(
         [str(result.get("cause")), *map(str, deployed.tasks), *result["history"]]
@@ -265,7 +256,6 @@ def test_restore_into_a_new_instance_hands_it_over(
     (task,) = deployed.tasks
     assert task.command[0] == "restore" and task.returncode == 0, task.stderr
     # The restored rows are in the new server, and the instance is kept, off the janitor's list
-    import psycopg
 
     with psycopg.connect(**target.connect_kwargs(orders.dbname)) as conn:
         assert conn.execute("SELECT count(*) FROM public.orders").fetchone() == (500,)
@@ -275,9 +265,6 @@ def test_restore_into_a_new_instance_hands_it_over(
 
 
 def test_janitor_workflow_deletes_a_leaked_instance_and_says_so(deployed: Deployment) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from backproof.instances.rds import RdsSettings, create_instance
 
     create_instance(
         boto3.client("rds"),
@@ -293,11 +280,8 @@ def test_janitor_workflow_deletes_a_leaked_instance_and_says_so(deployed: Deploy
 
 
 def test_verification_waits_for_a_free_slot(deployed: Deployment, orders: SourceDatabase) -> None:
-    import threading
 
-    from tests.workflow.conftest import take_backup
-
-    take_backup(orders, deployed.world)
+    take_backup(orders, deployed.world, name="orders", tier="daily")[1].summary()
     dynamodb = boto3.client("dynamodb")
     # Given every verification slot taken (the example configuration allows two)
     dynamodb.put_item(
@@ -340,11 +324,8 @@ def test_verification_waits_for_a_free_slot(deployed: Deployment, orders: Source
 def test_restore_into_an_existing_database_takes_a_safety_backup_first(
     deployed: Deployment, orders: SourceDatabase, target: LocalCluster
 ) -> None:
-    import psycopg
 
-    from tests.workflow.conftest import take_backup
-
-    backup = take_backup(orders, deployed.world)
+    backup = take_backup(orders, deployed.world, name="orders", tier="daily")[1].summary()
     # Given a second configured database, staging, already holding other rows
     target.create_database("orders_staging")
     with psycopg.connect(**target.connect_kwargs("orders_staging"), autocommit=True) as conn:
@@ -386,9 +367,8 @@ def test_restore_into_an_existing_database_takes_a_safety_backup_first(
     output = json.loads(task.stdout.strip().splitlines()[-1])
     # Then a safety backup of staging was taken before its table was replaced
     assert output["safety_backup_id"]
-    from backproof.store import BackupStore
 
-    safety = BackupStore.from_url(deployed.world.store_url).list_backups("orders_staging")
+    safety = open_store(deployed.world.store_url).list_backups("orders_staging")
     assert [b.backup_id for b in safety] == [output["safety_backup_id"]]
     assert safety[0].manifest.tier == "safety"
     with psycopg.connect(**target.connect_kwargs("orders_staging")) as conn:

@@ -163,7 +163,15 @@ def test_verify_runs_against_the_given_server_with_the_operator_checks() -> None
                 "backproof exited 0 without a JSON result on its last line",
             ),
         ),
-        (2, "", (False, "BadInput", "backproof: source unreachable")),
+        (
+            2,
+            "",
+            (
+                False,
+                "TaskOutputMissing",
+                "backproof exited 2 without a JSON result: backproof: source unreachable",
+            ),
+        ),
         (
             1,
             '{"verdict": "failed", "failed_checks": []}\n',
@@ -176,7 +184,7 @@ def test_verify_runs_against_the_given_server_with_the_operator_checks() -> None
         ),
     ],
 )
-def test_outcome_maps_exit_codes_to_workflow_errors(
+def test_outcome_takes_the_error_name_from_the_commands_result(
     returncode: int, stdout: str, expected: tuple[Any, ...]
 ) -> None:
     assert entry.outcome(returncode, stdout, "backproof: source unreachable\n") == expected

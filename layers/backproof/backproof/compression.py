@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Protocol
 
 import zstandard
@@ -14,6 +15,8 @@ from .errors import BadInput
 # 24 MiB/s and 0.48; higher levels gain a few percent of size for half the speed or less.
 ZSTD_LEVEL = 1
 GZIP_LEVEL = 6
+READ_CHUNK = 1 << 20
+WRITE_CHUNK = 1 << 20
 
 
 class Compressor(Protocol):
@@ -62,3 +65,40 @@ def decompress_stream(kind: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
             yield tail
         return
     raise BadInput(f"unknown compression {kind!r}")
+
+
+class CorruptStream(ValueError):
+    """A compressed stream that does not decompress (truncated, altered, or not that kind)."""
+
+
+def decompress_file(kind: str, source: Path, target: Path) -> int:
+    """Undo the archive's outer compression file to file, holding little memory (highly
+    compressible dumps expand a hundredfold). Returns the bytes written; CorruptStream when the
+    stream does not decompress."""
+    try:
+        return _decompress_file(kind, source, target)
+    except (zstandard.ZstdError, zlib.error, EOFError) as exc:
+        raise CorruptStream(f"{type(exc).__name__}: {exc}") from exc
+    except ValueError as exc:
+        raise CorruptStream(f"ValueError: {exc}") from exc
+
+
+def _decompress_file(kind: str, source: Path, target: Path) -> int:
+    with source.open("rb") as fin, target.open("wb") as fout:
+        if kind == "zstd":
+            dctx = zstandard.ZstdDecompressor()
+            _, written = dctx.copy_stream(fin, fout, read_size=READ_CHUNK, write_size=WRITE_CHUNK)
+            return int(written)
+        if kind == "gzip":
+            dobj = zlib.decompressobj(31)
+            written = 0
+            while chunk := fin.read(READ_CHUNK):
+                while chunk:
+                    piece = dobj.decompress(chunk, WRITE_CHUNK)
+                    fout.write(piece)
+                    written += len(piece)
+                    chunk = dobj.unconsumed_tail
+            if not dobj.eof:
+                raise ValueError("gzip stream ends early")
+            return written
+        raise ValueError(f"unknown compression {kind!r}")

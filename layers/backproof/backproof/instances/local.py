@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..cluster import SUPERUSER, LocalCluster
-from ..tools import PgProgram, find_program
-from . import Instance, RestoreTarget
+from ..pg.cluster import LocalCluster
+from ..pg.programs import PgProgram, find_program
+from ..pg.target import Target
+from .base import Instance
 
 
 def local_server_for(major: int, extra_dirs: list[Path] | None = None) -> PgProgram:
@@ -16,7 +17,10 @@ def local_server_for(major: int, extra_dirs: list[Path] | None = None) -> PgProg
     Called before anything is created, so a missing server fails fast with nothing to undo.
     """
     return find_program(
-        "postgres", min_major=major, prefer_major=major, extra_dirs=extra_dirs,
+        "postgres",
+        min_major=major,
+        prefer_major=major,
+        extra_dirs=extra_dirs,
         purpose=f"restoring a backup of a PostgreSQL {major} server into a local cluster",
     )
 
@@ -24,17 +28,23 @@ def local_server_for(major: int, extra_dirs: list[Path] | None = None) -> PgProg
 class LocalInstance(Instance):
     kind = "local"
 
-    def __init__(self, *, major: int, settings: dict[str, str] | None = None,
-                 extra_dirs: list[Path] | None = None, **_ignored: Any) -> None:
+    def __init__(
+        self,
+        *,
+        major: int,
+        settings: dict[str, str] | None = None,
+        extra_dirs: list[Path] | None = None,
+        **_ignored: Any,
+    ) -> None:
         self.major = major
         self.server = local_server_for(major, extra_dirs)
-        self.cluster = LocalCluster(major=self.server.major, settings=settings or {},
-                                    name="backproof-verify")
+        self.cluster = LocalCluster(
+            major=self.server.major, settings=settings or {}, name="backproof-verify"
+        )
 
-    def provision(self) -> RestoreTarget:
+    def provision(self) -> Target:
         self.cluster.start()
-        return RestoreTarget("127.0.0.1", self.cluster.port, SUPERUSER, "postgres",
-                             password=self.cluster.password)
+        return self.cluster.target("postgres")
 
     def teardown(self) -> None:
         self.cluster.stop()

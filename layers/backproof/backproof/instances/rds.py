@@ -22,13 +22,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError, WaiterError
 
+from ..contract import BACKUP_TAG, EPHEMERAL_TAG, EXPIRES_TAG, INSTANCE_PREFIX
 from ..errors import BackproofError, BadInput, JobFailed
-from . import Instance, RestoreTarget
+from ..pg.target import Target
+from .base import Instance
 
-EPHEMERAL_TAG = "backproof:ephemeral"
-EXPIRES_TAG = "backproof:expires-at"
-BACKUP_TAG = "backproof:backup-id"
-IDENTIFIER_PREFIX = "backproof-verify-"
 MASTER_USERNAME = "backproof"
 DEFAULT_INSTANCE_CLASS = "db.t4g.medium"
 DEFAULT_STORAGE_GB = 20
@@ -53,8 +51,10 @@ class RdsSettings:
 
     def validate(self) -> RdsSettings:
         if not self.subnet_group:
-            raise BadInput("an RDS verification needs a DB subnet group of private subnets "
-                           "(--rds-subnet-group or BACKPROOF_RDS_SUBNET_GROUP)")
+            raise BadInput(
+                "an RDS verification needs a DB subnet group of private subnets "
+                "(--rds-subnet-group or BACKPROOF_RDS_SUBNET_GROUP)"
+            )
         if self.storage_gb < 20:
             raise BadInput("RDS for PostgreSQL needs at least 20 GB of storage")
         return self
@@ -78,12 +78,17 @@ class InstanceState:
 def new_identifier(backup_id: str | None = None) -> str:
     # RDS identifiers: letters, digits, hyphens; start with a letter; at most 63 characters.
     suffix = (backup_id or "").lower().replace("t", "").replace("z", "")[:21]
-    return f"{IDENTIFIER_PREFIX}{suffix}-{secrets.token_hex(3)}".replace("--", "-")[:63]
+    return f"{INSTANCE_PREFIX}{suffix}-{secrets.token_hex(3)}".replace("--", "-")[:63]
 
 
 def create_instance(
-    rds: Any, *, major: int, settings: RdsSettings, backup_id: str | None = None,
-    identifier: str | None = None, now: datetime | None = None,
+    rds: Any,
+    *,
+    major: int,
+    settings: RdsSettings,
+    backup_id: str | None = None,
+    identifier: str | None = None,
+    now: datetime | None = None,
 ) -> str:
     """Start creating the instance; returns its identifier without waiting."""
     settings.validate()
@@ -122,8 +127,10 @@ def create_instance(
         rds.create_db_instance(**args)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        raise JobFailed(f"cannot create RDS instance {identifier}: {code}: "
-                        f"{exc.response.get('Error', {}).get('Message', exc)}") from exc
+        raise JobFailed(
+            f"cannot create RDS instance {identifier}: {code}: "
+            f"{exc.response.get('Error', {}).get('Message', exc)}"
+        ) from exc
     return identifier
 
 
@@ -152,12 +159,15 @@ def _state(db: dict[str, Any]) -> InstanceState:
     )
 
 
-def wait_available(rds: Any, identifier: str, timeout_s: int = AVAILABLE_TIMEOUT_S,
-                   delay_s: int = 30) -> InstanceState:
+def wait_available(
+    rds: Any, identifier: str, timeout_s: int = AVAILABLE_TIMEOUT_S, delay_s: int = 30
+) -> InstanceState:
     waiter = rds.get_waiter("db_instance_available")
     try:
-        waiter.wait(DBInstanceIdentifier=identifier,
-                    WaiterConfig={"Delay": delay_s, "MaxAttempts": max(1, timeout_s // delay_s)})
+        waiter.wait(
+            DBInstanceIdentifier=identifier,
+            WaiterConfig={"Delay": delay_s, "MaxAttempts": max(1, timeout_s // delay_s)},
+        )
     except WaiterError as exc:
         raise JobFailed(f"RDS instance {identifier} did not become available: {exc}") from exc
     state = describe_instance(rds, identifier)
@@ -169,8 +179,9 @@ def wait_available(rds: Any, identifier: str, timeout_s: int = AVAILABLE_TIMEOUT
 def delete_instance(rds: Any, identifier: str) -> bool:
     """Delete without a final snapshot; True if a deletion was started, False if already gone."""
     try:
-        rds.delete_db_instance(DBInstanceIdentifier=identifier, SkipFinalSnapshot=True,
-                               DeleteAutomatedBackups=True)
+        rds.delete_db_instance(
+            DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
+        )
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in _GONE:
@@ -229,10 +240,18 @@ class RdsInstance(Instance):
 
     kind = "rds"
 
-    def __init__(self, *, major: int, settings: RdsSettings | None = None,
-                 backup_id: str | None = None, rds_client: Any = None,
-                 secrets_client: Any = None, timeout_s: int = AVAILABLE_TIMEOUT_S,
-                 poll_s: int = 30, **_ignored: Any) -> None:
+    def __init__(
+        self,
+        *,
+        major: int,
+        settings: RdsSettings | None = None,
+        backup_id: str | None = None,
+        rds_client: Any = None,
+        secrets_client: Any = None,
+        timeout_s: int = AVAILABLE_TIMEOUT_S,
+        poll_s: int = 30,
+        **_ignored: Any,
+    ) -> None:
         if settings is None:
             raise BadInput("an RDS verification needs RDS settings (subnet group, security groups)")
         self.major = major
@@ -245,18 +264,25 @@ class RdsInstance(Instance):
         self.state: InstanceState | None = None
         self.seconds_to_available: float | None = None
 
-    def provision(self) -> RestoreTarget:
+    def provision(self) -> Target:
         started = time.monotonic()
-        self.identifier = create_instance(self.rds, major=self.major, settings=self.settings,
-                                          backup_id=self.backup_id)
+        self.identifier = create_instance(
+            self.rds, major=self.major, settings=self.settings, backup_id=self.backup_id
+        )
         self.state = wait_available(self.rds, self.identifier, self.timeout_s, self.poll_s)
         self.seconds_to_available = round(time.monotonic() - started, 1)
         if not self.state.secret_arn:
             raise BackproofError(f"RDS instance {self.identifier} has no managed master secret")
         user, password = master_credentials(self.secrets, self.state.secret_arn)
         assert self.state.host and self.state.port
-        return RestoreTarget(self.state.host, self.state.port, user, "postgres",
-                             password=password, sslmode="require")
+        return Target.from_params(
+            host=self.state.host,
+            port=self.state.port,
+            user=user,
+            dbname="postgres",
+            password=password,
+            sslmode="require",
+        )
 
     def teardown(self) -> None:
         if self.identifier:

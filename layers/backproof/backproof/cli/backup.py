@@ -1,0 +1,69 @@
+"""`backproof backup`: take a consistent backup of one database."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..errors import EXIT_OK
+from ..jobs.backup import BackupRequest, run_backup
+from ..model.manifest import COMPRESSIONS, TIERS
+from ..pg.target import Target
+from ..store import open_store
+from .args import Subparsers, add_output_args, add_store_args, watching
+from .progress import StepProgress, backup_messages
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("backup", help="take a consistent backup of one database")
+    p.add_argument(
+        "--source-url",
+        default=os.environ.get("BACKPROOF_SOURCE_URL"),
+        help="postgresql://USER@HOST:PORT/DBNAME (password from PGPASSWORD or a "
+        "passfile rather than the URL)",
+    )
+    add_store_args(p, kms=True)
+    p.add_argument(
+        "--database-name",
+        help="name the backup is filed under (default: the source's database name)",
+    )
+    p.add_argument("--tier", choices=TIERS, default="manual")
+    p.add_argument("--compression", choices=COMPRESSIONS, default="zstd")
+    p.add_argument(
+        "--no-fingerprints",
+        action="store_true",
+        help="record row counts only (faster; verification then cannot compare content)",
+    )
+    p.add_argument("--pg-bin-dir", type=Path, help="directory holding pg_dump to prefer")
+    add_output_args(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    source = Target.from_url(args.source_url or "")
+    store = open_store(args.store, kms_key_id=args.kms_key_id)
+    request = BackupRequest(
+        source=source,
+        store=store,
+        database_name=args.database_name or source.dbname,
+        tier=args.tier,
+        compression=args.compression,
+        fingerprints=not args.no_fingerprints,
+        pg_bin_dir=args.pg_bin_dir,
+    )
+    with StepProgress(watching(args), first="connecting to the source") as progress:
+        result = run_backup(request, progress=backup_messages(progress.update))
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(summary["backup_id"])
+        print(
+            f"  {summary['tables']} tables, {summary['rows']} rows, {summary['size']} bytes "
+            f"stored in {summary['seconds']} s; manifest {store.location(summary['manifest_key'])}",
+            file=sys.stderr,
+        )
+    return EXIT_OK

@@ -1,0 +1,114 @@
+"""`backproof verify`: prove a backup restorable by restoring it and comparing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..errors import EXIT_FAILED, EXIT_OK
+from ..instances import INSTANCE_KINDS
+from ..instances.rds import RdsSettings
+from ..jobs.verify import VerifyOptions, verify_backup, verify_on_target
+from ..model.operator import OperatorChecks
+from ..pg.target import Target
+from ..store import open_store
+from .args import Subparsers, add_operator_check_args, add_output_args, add_store_args, watching
+from .progress import StepProgress
+from .render import render_report
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("verify", help="prove a backup restorable: restore it and compare")
+    p.add_argument("backup_id", metavar="BACKUP_ID|latest")
+    add_store_args(p)
+    p.add_argument("--database-name", help="the database the backup is filed under")
+    p.add_argument(
+        "--instance",
+        choices=INSTANCE_KINDS,
+        default="local",
+        help="where to restore: a local ephemeral cluster or a temporary RDS instance",
+    )
+    add_operator_check_args(p)
+    p.add_argument("--jobs", type=int, default=None, help="pg_restore jobs (default: cores)")
+    p.add_argument("--pg-bin-dir", type=Path, help="directory holding pg_restore/initdb to prefer")
+    p.add_argument("--no-write", action="store_true", help="do not write verification.json")
+    rds = p.add_argument_group("RDS instance (--instance rds)")
+    rds.add_argument("--rds-subnet-group", default=os.environ.get("BACKPROOF_RDS_SUBNET_GROUP"))
+    rds.add_argument(
+        "--rds-security-group",
+        action="append",
+        default=[s for s in os.environ.get("BACKPROOF_RDS_SECURITY_GROUPS", "").split(",") if s],
+    )
+    rds.add_argument(
+        "--rds-instance-class",
+        default=os.environ.get("BACKPROOF_RDS_INSTANCE_CLASS", "db.t4g.medium"),
+    )
+    rds.add_argument("--rds-kms-key-id", default=os.environ.get("BACKPROOF_RDS_KMS_KEY_ID"))
+    p.add_argument(
+        "--target-url",
+        metavar="postgresql://USER@HOST:PORT/postgres",
+        help="restore into a server you provide and remove yourself, instead of "
+        "creating an instance (password from PGPASSWORD or a passfile)",
+    )
+    add_output_args(p)
+    p.set_defaults(handler=run)
+
+
+def rds_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "settings": RdsSettings(
+            subnet_group=args.rds_subnet_group or "",
+            security_group_ids=args.rds_security_group,
+            instance_class=args.rds_instance_class,
+            kms_key_id=args.rds_kms_key_id,
+        )
+    }
+
+
+def operator_checks(args: argparse.Namespace) -> OperatorChecks:
+    return OperatorChecks.from_cli(args.asserts, args.fresh, args.checks_file)
+
+
+def run(args: argparse.Namespace) -> int:
+    checks = operator_checks(args)
+    store = open_store(args.store)
+    options = VerifyOptions(
+        instance=args.instance,
+        operator_checks=checks,
+        jobs=args.jobs,
+        pg_bin_dir=args.pg_bin_dir,
+        instance_options=rds_options(args) if args.instance == "rds" else None,
+        write=not args.no_write,
+    )
+    with StepProgress(watching(args)) as status:
+        if args.target_url:
+            admin = Target.from_url(args.target_url, what="target", flag="--target-url")
+            report = verify_on_target(
+                store,
+                store.find(args.backup_id, args.database_name),
+                admin,
+                operator_checks=checks,
+                jobs=args.jobs,
+                pg_bin_dir=args.pg_bin_dir,
+                instance_info={"kind": "given", "target": admin.display},
+                write=not args.no_write,
+                progress=status.update,
+            )
+        else:
+            report = verify_backup(
+                store,
+                args.backup_id,
+                database=args.database_name,
+                options=options,
+                progress=status.update,
+            )
+    if args.json:
+        print(json.dumps(report.summary(), default=str))
+    else:
+        render_report(report, Console(highlight=False))
+    return EXIT_OK if report.passed else EXIT_FAILED

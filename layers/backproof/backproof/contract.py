@@ -1,0 +1,47 @@
+"""Names shared by the engine and the deployed stack (`infra/`), defined once.
+
+`infra/` imports this module and nothing else from the engine: a tag, prefix or metric name
+changed here changes both the code that writes it and the IAM conditions and alarms that
+read it.
+"""
+
+from __future__ import annotations
+
+# -- object tags in the store ---------------------------------------------------------------
+# Every stored object carries its backup's tier; the bucket's lifecycle rules move tiers by it.
+TIER_TAG = "backproof:tier"
+
+# -- temporary instances ----------------------------------------------------------------------
+# Every temporary instance, created by the CLI or by a workflow, is named with this prefix and
+# carries EPHEMERAL_TAG=true; IAM allows creating and deleting only such instances, and the
+# engine refuses to delete any other (a second line behind IAM).
+INSTANCE_PREFIX = "bp-"
+EPHEMERAL_TAG = "backproof:ephemeral"
+EXPIRES_TAG = "backproof:expires-at"
+BACKUP_TAG = "backproof:backup-id"
+DEPLOYMENT_TAG = "backproof:deployment"
+
+# -- metrics (Powertools EMF) -------------------------------------------------------------------
+METRICS_NAMESPACE = "Backproof"
+METRIC_BACKUP_SUCCEEDED = "BackupSucceeded"
+METRIC_BACKUP_FAILED = "BackupFailed"
+METRIC_BACKUP_BYTES = "BackupBytes"
+METRIC_BACKUP_SECONDS = "BackupSeconds"
+METRIC_VERIFICATION_SUCCEEDED = "VerificationSucceeded"
+METRIC_VERIFICATION_FAILED = "VerificationFailed"
+METRIC_RESTORE_FAILED = "RestoreFailed"
+METRIC_CHECK_FAILURES = "CheckFailures"
+METRIC_RESTORE_SECONDS = "RestoreSeconds"
+METRIC_LEAKED_INSTANCES = "LeakedInstancesDeleted"
+METRIC_STALE_SLOTS = "StaleSlotsReleased"
+METRIC_VERIFIED_AGE_HOURS = "VerifiedBackupAgeHours"
+METRIC_BACKUPS_DELETED = "BackupsDeleted"
+METRIC_RETENTION_DELETE_FAILURES = "RetentionDeleteFailures"
+
+# -- error names the workflows act on -----------------------------------------------------------
+# The engine's exception class names (errors.py) travel as Step Functions error names.
+ERROR_BAD_INPUT = "BadInput"
+ERROR_VERIFICATION_FAILED = "VerificationFailed"
+ERROR_INSTANCE_BUSY = "InstanceBusy"
+# Worth another attempt: the source or the store was unreachable for a while.
+RETRYABLE_TASK_ERRORS = ("SourceUnavailable", "UploadFailed")

@@ -1,0 +1,260 @@
+"""Take a backup: one snapshot, a streamed archive, a manifest written last.
+
+1. Open a read-only repeatable-read transaction on the source and export its snapshot.
+2. Run `pg_dump --snapshot` so the archive shows exactly that instant, while the same
+   transaction takes the inventory (row counts, fingerprints, object counts).
+3. Compress, hash and upload the archive in parts as pg_dump writes it.
+4. Write the manifest last. A failure anywhere aborts the upload: no manifest, no backup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from .. import __version__
+from ..compression import compressor
+from ..errors import BackproofError, BadInput, DumpFailed, JobFailed, redact
+from ..model.manifest import COMPRESSIONS, TIERS, ArchiveInfo, Inventory, Manifest, new_backup_id
+from ..pg.dump import READ_CHUNK, PgDump
+from ..pg.inventory import take_inventory
+from ..pg.programs import find_program
+from ..pg.target import Target
+from ..signals import signals_deferred
+from ..store import BackupStore, MultipartUpload, validate_database_name
+
+ProgressFn = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class BackupRequest:
+    source: Target
+    store: BackupStore
+    database_name: str
+    tier: str = "manual"
+    compression: str = "zstd"
+    fingerprints: bool = True
+    pg_bin_dir: Path | None = None
+    # Passed through to pg_dump (e.g. --exclude-table-data). The inventory still describes the
+    # whole database, so a verification will point out what the dump left out.
+    extra_pg_dump_args: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BackupResult:
+    manifest: Manifest
+    manifest_key: str
+
+    def summary(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "backup_id": m.backup_id,
+            "archive_key": m.archive.key,
+            "manifest_key": self.manifest_key,
+            "size": m.archive.size,
+            "sha256": m.archive.sha256,
+            "tables": len(m.inventory.tables),
+            "rows": m.inventory.total_rows,
+            "seconds": round(m.timings.get("total_seconds", 0.0), 3),
+        }
+
+
+def validate_request(req: BackupRequest) -> None:
+    validate_database_name(req.database_name)
+    if req.tier not in TIERS:
+        raise BadInput(f"unknown tier {req.tier!r}: use one of {', '.join(TIERS)}")
+    if req.compression not in COMPRESSIONS:
+        raise BadInput(
+            f"unknown compression {req.compression!r}: use one of {', '.join(COMPRESSIONS)}"
+        )
+
+
+class _InventoryThread(threading.Thread):
+    def __init__(
+        self, conn: psycopg.Connection[Any], fingerprints: bool, progress: ProgressFn
+    ) -> None:
+        super().__init__(name="inventory", daemon=True)
+        self.conn, self.fingerprints, self.progress = conn, fingerprints, progress
+        self.result: Inventory | None = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        start = time.monotonic()
+        try:
+            self.result = take_inventory(
+                self.conn,
+                fingerprints=self.fingerprints,
+                on_table=lambda t: self.progress("table", {"table": t.qualified, "rows": t.rows}),
+            )
+        except BaseException as exc:  # reported by the main thread
+            self.error = exc
+        self.seconds = time.monotonic() - start
+
+
+def _noop(event: str, data: dict[str, Any]) -> None:
+    return None
+
+
+def run_backup(req: BackupRequest, progress: ProgressFn = _noop) -> BackupResult:
+    """Take one backup. Raises a BackproofError subclass; on any failure nothing is listed."""
+    validate_request(req)
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    conn = req.source.connect(autocommit=False)
+    try:
+        return _backup_in_snapshot(req, conn, started, t0, progress)
+    finally:
+        conn.close()
+
+
+def _backup_in_snapshot(
+    req: BackupRequest,
+    conn: psycopg.Connection[Any],
+    started: datetime,
+    t0: float,
+    progress: ProgressFn,
+) -> BackupResult:
+    server_num = conn.info.server_version
+    server = {
+        "version": conn.execute("SHOW server_version").fetchone()[0],  # type: ignore[index]
+        "major": server_num // 10000,
+        "version_num": server_num,
+    }
+    extra_dirs = [req.pg_bin_dir] if req.pg_bin_dir else None
+    pg_dump = find_program(
+        "pg_dump",
+        min_major=server["major"],
+        extra_dirs=extra_dirs,
+        purpose=f"backing up a PostgreSQL {server['version']} server",
+    )
+    req.store.check_writable()
+
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    snapshot_id, taken_at, txid = conn.execute(
+        "SELECT pg_export_snapshot(), clock_timestamp(), txid_current_snapshot()::text"
+    ).fetchone()  # type: ignore[misc]
+    backup_id = new_backup_id(started)
+    key = req.store.archive_key(req.database_name, backup_id, req.compression)
+    progress("snapshot", {"snapshot": snapshot_id, "backup_id": backup_id})
+
+    upload = req.store.open_upload(key, tier=req.tier)
+    dump = PgDump(pg_dump, req.source, snapshot_id, req.extra_pg_dump_args)
+    inventory = _InventoryThread(conn, req.fingerprints, progress)
+    try:
+        dump.start()
+        inventory.start()
+        raw_size, sha256 = _stream(dump, upload, req.compression, progress)
+        code = dump.wait()
+        if code != 0:
+            raise DumpFailed(f"pg_dump failed (exit {code}): {dump.error_text()}")
+        dump_seconds = time.monotonic() - t0
+        inventory.join()
+        if inventory.error is not None:
+            raise _inventory_failure(inventory.error)
+        info = upload.complete()
+    except BaseException:
+        with signals_deferred():
+            dump.kill()
+            upload.abort()
+            if inventory.is_alive():
+                _cancel(conn)
+                inventory.join(timeout=30)
+        raise
+    try:
+        conn.rollback()  # ends the snapshot; the transaction was read-only
+        assert inventory.result is not None
+
+        manifest = Manifest(
+            backup_id=backup_id,
+            database=req.database_name,
+            source_database=req.source.dbname,
+            tier=req.tier,
+            created_at=started.isoformat(),
+            snapshot={
+                "id": snapshot_id,
+                "taken_at": taken_at.astimezone(UTC).isoformat(),
+                "txid_snapshot": txid,
+            },
+            server=server,
+            tools={
+                "pg_dump": {"version": pg_dump.version, "path": str(pg_dump.path)},
+                "backproof": __version__,
+            },
+            archive=ArchiveInfo(
+                key=key,
+                format="custom",
+                compression=req.compression,
+                size=info.size,
+                sha256=sha256,
+                raw_size=raw_size,
+                encryption=info.encryption,
+            ),
+            inventory=inventory.result,
+            dump_options={"extra_args": req.extra_pg_dump_args, "fingerprints": req.fingerprints},
+        )
+        manifest.timings = {
+            "dump_seconds": round(dump_seconds, 3),
+            "inventory_seconds": round(inventory.seconds, 3),
+            "total_seconds": round(time.monotonic() - t0, 3),
+        }
+        manifest_key = req.store.backup_prefix(req.database_name, backup_id) + "manifest.json"
+        req.store.put_bytes(manifest_key, manifest.to_json(), tier=req.tier)
+        progress("done", {"backup_id": backup_id, "size": info.size})
+        return BackupResult(manifest, manifest_key)
+    except BaseException:
+        # The archive is complete but no manifest vouches for it yet: remove it, so a failure
+        # or a signal at this point leaves nothing behind either.
+        with signals_deferred():
+            req.store.delete_prefix(req.store.backup_prefix(req.database_name, backup_id))
+        raise
+
+
+def _stream(
+    dump: PgDump, upload: MultipartUpload, compression: str, progress: ProgressFn
+) -> tuple[int, str]:
+    stdout = dump.stdout
+    comp = compressor(compression)
+    digest = hashlib.sha256()
+    raw = 0
+    read = stdout.read1 if hasattr(stdout, "read1") else stdout.read
+    next_report = 0
+    while True:
+        chunk = read(READ_CHUNK)
+        if not chunk:
+            break
+        raw += len(chunk)
+        out = comp.compress(chunk)
+        if out:
+            digest.update(out)
+            upload.write(out)
+        if raw >= next_report:
+            progress("bytes", {"raw": raw, "stored": upload.size})
+            next_report = raw + (16 << 20)
+    tail = comp.flush()
+    if tail:
+        digest.update(tail)
+        upload.write(tail)
+    progress("bytes", {"raw": raw, "stored": upload.size})
+    return raw, digest.hexdigest()
+
+
+def _cancel(conn: psycopg.Connection[Any]) -> None:
+    try:
+        conn.cancel()
+    except psycopg.Error:
+        pass
+
+
+def _inventory_failure(exc: BaseException) -> BackproofError:
+    if isinstance(exc, BackproofError):
+        return exc
+    return JobFailed(f"taking the inventory of the source failed: {redact(str(exc)).strip()}")

@@ -1,0 +1,400 @@
+"""Checks on a restored database, compared with the manifest taken at dump time.
+
+`run_checks` takes the restored database's inventory with the same function (and the same
+pinned settings) that described the source, and compares the two table by table; then the
+operator's own checks run: SQL assertions that must return true, and freshness (the newest
+value of a column is no older than a limit, measured from the backup's snapshot time).
+
+Identifiers from the manifest only ever reach SQL through `psycopg.sql.Identifier`.
+Operator assertions are SQL the operator wrote on purpose; they run read-only with a timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ..model.checks import FAIL, PASS, SKIP, WARN, CheckResult, compare
+from ..model.manifest import Inventory, Manifest, TableStats
+from ..model.operator import Assertion, Freshness, OperatorChecks, resolve_table
+from ..pg.inventory import ALGORITHM, pin_settings, take_inventory
+from ..pg.restore import RestoreOutcome
+
+ASSERTION_TIMEOUT_MS = 300_000
+
+# -- the comparison ---------------------------------------------------------------------------
+_INVALID_INDEXES_SQL = """
+SELECT n.nspname, c.relname
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT (i.indisvalid AND i.indisready AND i.indislive)
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
+ORDER BY 1, 2
+"""
+
+_NOT_VALID_CONSTRAINTS_SQL = """
+SELECT n.nspname, r.relname, k.conname
+FROM pg_constraint k JOIN pg_class r ON r.oid = k.conrelid
+JOIN pg_namespace n ON n.oid = r.relnamespace
+WHERE NOT k.convalidated AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ORDER BY 1, 2, 3
+"""
+
+
+ProgressFn = Callable[[str], None]
+
+
+def run_checks(
+    manifest: Manifest,
+    conn: psycopg.Connection[Any],
+    operator_checks: OperatorChecks | None = None,
+    *,
+    tables: set[tuple[str, str]] | None = None,
+    progress: ProgressFn | None = None,
+) -> list[CheckResult]:
+    """Compare the database `conn` is connected to with the manifest.
+
+    `tables` limits the comparison to those (schema, name) pairs (a selective restore into a
+    database holding other things); object counts are then not compared.
+    """
+    note = progress or (lambda _msg: None)
+    expected = manifest.inventory
+    with_fingerprints = expected.algorithm == ALGORITHM
+    note("reading the restored database")
+    conn.rollback()
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    try:
+        found = take_inventory(
+            conn,
+            fingerprints=with_fingerprints,
+            on_table=lambda t: note(f"fingerprinted {t.qualified}"),
+        )
+        results = compare_inventories(expected, found, tables=tables)
+        if not with_fingerprints:
+            results.append(
+                CheckResult(
+                    "fingerprint",
+                    "*",
+                    expected.algorithm,
+                    ALGORITHM,
+                    WARN if expected.algorithm != "counts-only" else SKIP,
+                    "manifest has no fingerprints this backproof can compare; row counts only",
+                )
+            )
+        results.append(check_indexes_valid(conn))
+        conn.rollback()
+    finally:
+        conn.rollback()
+        conn.read_only = False
+        conn.isolation_level = None
+    results.extend(check_constraints_validated(conn))
+    if operator_checks:
+        note("running operator checks")
+        results.extend(run_operator_checks(manifest, conn, operator_checks))
+    return results
+
+
+def compare_inventories(
+    expected: Inventory, found: Inventory, *, tables: set[tuple[str, str]] | None = None
+) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    for want in expected.tables:
+        if tables is not None and (want.schema, want.name) not in tables:
+            continue
+        results.extend(_compare_table(want, found.table(want.schema, want.name)))
+    if tables is None:
+        listed = {(t.schema, t.name) for t in expected.tables}
+        for extra in found.tables:
+            if (extra.schema, extra.name) not in listed:
+                results.append(
+                    CheckResult(
+                        "table_present",
+                        extra.qualified,
+                        "absent",
+                        "present",
+                        FAIL,
+                        "the restore holds a table the manifest does not list",
+                    )
+                )
+        results.extend(_compare_objects(expected, found))
+    results.extend(_compare_sequences(expected, found, tables))
+    return results
+
+
+def _compare_table(want: TableStats, got: TableStats | None) -> list[CheckResult]:
+    subject = want.qualified
+    if got is None:
+        return [
+            CheckResult(
+                "table_present",
+                subject,
+                "present",
+                "missing",
+                FAIL,
+                f"{want.kind} {subject} is not in the restored database",
+            )
+        ]
+    # pg_restore refreshes materialized views from the restored tables, so a view that was
+    # stale in the source legitimately differs; the tables under it are checked on their own.
+    soft = want.kind == "materialized_view"
+    results = [CheckResult("table_present", subject, "present", "present", PASS)]
+    rows = compare("row_count", subject, want.rows, got.rows)
+    fingerprint = compare("fingerprint", subject, want.fingerprint, got.fingerprint)
+    for result in (rows, fingerprint):
+        if soft and result.failed:
+            result.verdict = WARN
+            result.detail = "materialized view re-computed on restore; may differ if it was stale"
+    if fingerprint.failed and rows.verdict == PASS:
+        fingerprint.detail = "same row count, different contents"
+    if want.fingerprint == "" and got.fingerprint == "":
+        fingerprint.verdict = SKIP
+    results += [rows, fingerprint]
+    return results
+
+
+def _compare_objects(expected: Inventory, found: Inventory) -> list[CheckResult]:
+    results = []
+    for kind, count in sorted(expected.objects.items()):
+        results.append(compare("object_count", kind, count, found.objects.get(kind)))
+    want_lo = expected.large_objects
+    if want_lo.get("fingerprint"):
+        results.append(
+            compare(
+                "large_objects",
+                "fingerprint",
+                want_lo["fingerprint"],
+                found.large_objects.get("fingerprint"),
+            )
+        )
+    for name, version in sorted(expected.extensions.items()):
+        got = found.extensions.get(name)
+        if got is None:
+            results.append(CheckResult("extension", name, version, None, FAIL, "not installed"))
+        elif got != version:
+            results.append(
+                CheckResult(
+                    "extension", name, version, got, WARN, "restored server ships another version"
+                )
+            )
+        else:
+            results.append(CheckResult("extension", name, version, got, PASS))
+    return results
+
+
+def _compare_sequences(
+    expected: Inventory, found: Inventory, tables: set[tuple[str, str]] | None
+) -> list[CheckResult]:
+    results = []
+    now = {(s.schema, s.name): s for s in found.sequences}
+    for seq in expected.sequences:
+        key = (seq.schema, seq.name)
+        if tables is not None and key not in now:
+            continue  # a selective restore need not bring every sequence
+        subject = f"{seq.schema}.{seq.name}"
+        got = now.get(key)
+        if got is None:
+            results.append(CheckResult("sequence", subject, seq.last_value, None, FAIL, "missing"))
+            continue
+        ok = seq.last_value is None or (
+            got.last_value is not None and got.last_value >= seq.last_value
+        )
+        results.append(
+            CheckResult(
+                "sequence",
+                subject,
+                f">= {seq.last_value}" if seq.last_value is not None else "any",
+                got.last_value,
+                PASS if ok else FAIL,
+                "" if ok else "sequence is behind its recorded value: new rows would collide",
+            )
+        )
+    return results
+
+
+def check_indexes_valid(conn: psycopg.Connection[Any]) -> CheckResult:
+    invalid = [f"{s}.{n}" for s, n in conn.execute(_INVALID_INDEXES_SQL).fetchall()]
+    return CheckResult(
+        "indexes_valid",
+        "all indexes",
+        0,
+        len(invalid),
+        FAIL if invalid else PASS,
+        ", ".join(invalid),
+    )
+
+
+def check_constraints_validated(conn: psycopg.Connection[Any]) -> list[CheckResult]:
+    """Every constraint pg_restore created was validated as it was added. Constraints that
+    are NOT VALID in the restore were NOT VALID in the source too (pg_dump keeps the flag);
+    they are validated here in a rolled-back transaction, and a violation is a warning, since
+    the source held the same rows."""
+    conn.rollback()
+    rows = conn.execute(_NOT_VALID_CONSTRAINTS_SQL).fetchall()
+    conn.rollback()
+    if not rows:
+        return [CheckResult("constraints_validated", "all constraints", 0, 0, PASS)]
+    results = []
+    for schema, table, name in rows:
+        subject = f"{schema}.{table}.{name}"
+        try:
+            with conn.transaction(force_rollback=True):
+                conn.execute(
+                    sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                        sql.Identifier(schema, table), sql.Identifier(name)
+                    )
+                )
+            results.append(
+                CheckResult(
+                    "constraints_validated",
+                    subject,
+                    "valid",
+                    "valid",
+                    PASS,
+                    "NOT VALID in the source; the data satisfies it",
+                )
+            )
+        except psycopg.Error as exc:
+            conn.rollback()
+            results.append(
+                CheckResult(
+                    "constraints_validated",
+                    subject,
+                    "valid",
+                    "violated",
+                    WARN,
+                    f"NOT VALID in the source as well: {_first_line(exc)}",
+                )
+            )
+    return results
+
+
+def run_operator_checks(
+    manifest: Manifest, conn: psycopg.Connection[Any], checks: OperatorChecks
+) -> list[CheckResult]:
+    results = [run_assertion(conn, a) for a in checks.assertions]
+    results += [run_freshness(manifest, conn, f) for f in checks.freshness]
+    return results
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def run_assertion(conn: psycopg.Connection[Any], assertion: Assertion) -> CheckResult:
+    conn.rollback()
+    found: Any
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute(
+                "SELECT set_config('statement_timeout', %s, true)", (str(ASSERTION_TIMEOUT_MS),)
+            )
+            rows = conn.execute(assertion.sql.encode()).fetchall()  # the operator's own SQL
+    except psycopg.Error as exc:
+        conn.rollback()
+        return CheckResult(
+            "assertion",
+            assertion.label,
+            True,
+            None,
+            FAIL,
+            f"the assertion failed to run: {_first_line(exc)}",
+        )
+    if len(rows) != 1 or len(rows[0]) != 1:
+        found = [list(r) for r in rows[:3]]
+        return CheckResult(
+            "assertion",
+            assertion.label,
+            True,
+            found,
+            FAIL,
+            "an assertion must return exactly one row with one boolean column",
+        )
+    found = rows[0][0]
+    return CheckResult("assertion", assertion.label, True, found, PASS if found is True else FAIL)
+
+
+def run_freshness(
+    manifest: Manifest, conn: psycopg.Connection[Any], fresh: Freshness
+) -> CheckResult:
+    snapshot = manifest.snapshot_time
+    limit = f"newest >= {(snapshot - fresh.max_age).isoformat()}"
+    located = resolve_table(manifest, fresh.table, fresh.schema)
+    if located is None:
+        return CheckResult(
+            "freshness",
+            fresh.label,
+            limit,
+            None,
+            FAIL,
+            "no such table (or the name is ambiguous) in the manifest",
+        )
+    schema, table = located
+    conn.rollback()
+    try:
+        with conn.transaction(force_rollback=True):
+            pin_settings(conn)
+            row = conn.execute(
+                sql.SQL("SELECT max({col})::timestamptz FROM {tbl}").format(
+                    col=sql.Identifier(fresh.column), tbl=sql.Identifier(schema, table)
+                )
+            ).fetchone()
+    except psycopg.Error as exc:
+        conn.rollback()
+        return CheckResult("freshness", fresh.label, limit, None, FAIL, _first_line(exc))
+    newest: datetime | None = row[0] if row else None
+    if newest is None:
+        return CheckResult("freshness", fresh.label, limit, None, FAIL, "the column has no values")
+    age = snapshot - newest
+    ok = age <= fresh.max_age
+    return CheckResult(
+        "freshness",
+        fresh.label,
+        limit,
+        newest.isoformat(),
+        PASS if ok else FAIL,
+        f"newest value is {_human(age)} older than the snapshot; limit {_human(fresh.max_age)}",
+    )
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    text = f"{days}d{hours}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+    return sign + text
+
+
+def restore_check(outcome: RestoreOutcome) -> list[CheckResult]:
+    fatal = outcome.fatal
+    results = [
+        CheckResult(
+            "restore",
+            "pg_restore",
+            "no fatal messages",
+            f"exit {outcome.exit_code}, {len(fatal)} fatal, {len(outcome.harmless)} harmless",
+            PASS if outcome.ok else FAIL,
+            "; ".join(m.text.replace("\n", " ")[:300] for m in fatal[:5])
+            or ("" if outcome.ok else "pg_restore failed without a message"),
+        )
+    ]
+    results += [
+        CheckResult(
+            "restore",
+            m.toc_entry or "pg_restore",
+            "harmless",
+            m.text.splitlines()[-1][:200] if m.text else "",
+            WARN,
+            m.reason,
+        )
+        for m in outcome.harmless
+    ]
+    return results

@@ -1,0 +1,225 @@
+"""Integrity: is the stored backup what its manifest describes? Checked before anything is
+restored or created: the manifest's format and version, the archive's location, size,
+encryption and streamed SHA-256, and (once decompressed) the size pg_dump wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..compression import CorruptStream, decompress_file
+from ..errors import IntegrityError, JobFailed
+from ..model.checks import FAIL, PASS, CheckResult
+from ..model.manifest import ArchiveInfo, Manifest
+from ..pg.offsets import add_data_offsets
+from ..store import BackupStore, StoredBackup
+
+ProgressFn = Callable[[str], None]
+DOWNLOAD_CHUNK = 1 << 20
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+class IntegrityFailure(IntegrityError):
+    """The stored backup does not match its manifest; `results` names each failed check."""
+
+    def __init__(self, message: str, results: list[CheckResult], manifest: Manifest | None) -> None:
+        super().__init__(message)
+        self.results = results
+        self.manifest = manifest
+
+
+def _key_id(value: str | None) -> str:
+    """A KMS key ARN and a bare key id name the same key; compare by the id."""
+    return (value or "").rsplit("/", 1)[-1]
+
+
+def _encryption_check(expected: dict[str, str], found: dict[str, str]) -> CheckResult:
+    want_type = expected.get("type") or "unknown"
+    got_type = found.get("type") or "none"
+    if got_type in ("none", "", None):
+        return CheckResult(
+            "integrity.encryption",
+            "archive",
+            expected,
+            found,
+            FAIL,
+            "the archive is stored unencrypted",
+        )
+    ok = want_type == got_type
+    if ok and want_type.startswith("aws:kms") and expected.get("kms_key_id"):
+        ok = _key_id(expected.get("kms_key_id")) == _key_id(found.get("kms_key_id"))
+    return CheckResult(
+        "integrity.encryption",
+        "archive",
+        expected,
+        found,
+        PASS if ok else FAIL,
+        "" if ok else "the archive is not encrypted as the manifest recorded",
+    )
+
+
+def integrity_checks(
+    store: BackupStore,
+    stored: StoredBackup,
+    *,
+    archive_path: Path | None = None,
+    decompress: bool = True,
+    progress: ProgressFn = _quiet,
+) -> tuple[Manifest | None, list[CheckResult]]:
+    """All integrity checks. With `archive_path`, the archive is also written there: ready for
+    pg_restore (decompressed), or as stored when `decompress` is False (then `prepare_archive`
+    decompresses it later, e.g. while an instance starts)."""
+    try:
+        manifest = store.load_manifest(stored)
+    except IntegrityError as exc:
+        return None, [
+            CheckResult(
+                "integrity.manifest",
+                stored.manifest_key,
+                "valid manifest",
+                "invalid",
+                FAIL,
+                str(exc),
+            )
+        ]
+    results = [
+        CheckResult(
+            "integrity.manifest",
+            stored.manifest_key,
+            "valid manifest",
+            f"format version {manifest.format_version}",
+            PASS,
+        )
+    ]
+    info = manifest.archive
+    if not info.key.startswith(stored.prefix):
+        results.append(
+            CheckResult(
+                "integrity.archive_key",
+                "archive",
+                stored.prefix + "…",
+                info.key,
+                FAIL,
+                "the manifest points outside its backup",
+            )
+        )
+        return manifest, results
+    try:
+        head = store.head(info.key)
+    except IntegrityError as exc:
+        results.append(CheckResult("integrity.size", "archive", info.size, None, FAIL, str(exc)))
+        return manifest, results
+    results.append(
+        CheckResult(
+            "integrity.size",
+            "archive",
+            info.size,
+            head.size,
+            PASS if head.size == info.size else FAIL,
+            "" if head.size == info.size else "stored size differs",
+        )
+    )
+    results.append(_encryption_check(info.encryption, head.encryption))
+    progress(f"reading {head.size / 2**20:.1f} MiB archive and checking its SHA-256")
+    if archive_path is None or not decompress or info.compression == "none":
+        results.append(_hash_archive(store, info, archive_path))
+        if archive_path is not None and decompress and not any(r.failed for r in results):
+            add_data_offsets(archive_path)
+    else:
+        stored_copy = archive_path.with_suffix(".stored")
+        results.append(_hash_archive(store, info, stored_copy))
+        if not any(r.failed for r in results):
+            results.append(prepare_archive(manifest, stored_copy, archive_path))
+        stored_copy.unlink(missing_ok=True)
+    return manifest, results
+
+
+def _hash_archive(store: BackupStore, info: ArchiveInfo, copy_to: Path | None) -> CheckResult:
+    """Stream the stored bytes once: SHA-256 and size, optionally copied to a local file."""
+    digest = hashlib.sha256()
+    size = 0
+    out = copy_to.open("wb") if copy_to is not None else None
+    try:
+        for chunk in store.iter_chunks(info.key, chunk_size=DOWNLOAD_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            if out is not None:
+                out.write(chunk)
+    except (BotoCoreError, ClientError) as exc:  # the store, not the backup, failed
+        raise JobFailed(
+            f"reading {info.key} from the store failed after {size} bytes: {exc}"
+        ) from exc
+    finally:
+        if out is not None:
+            out.close()
+    sha = digest.hexdigest()
+    return CheckResult(
+        "integrity.sha256",
+        "archive",
+        info.sha256,
+        sha,
+        PASS if sha == info.sha256 else FAIL,
+        ""
+        if sha == info.sha256
+        else f"the stored archive ({size} bytes read) is not the one the manifest describes",
+    )
+
+
+def prepare_archive(manifest: Manifest, stored_copy: Path, archive_path: Path) -> CheckResult:
+    """Decompress a stored copy into the file pg_restore reads; the stored copy is removed.
+    A stream that does not decompress, or to another size than pg_dump wrote, fails here."""
+    info = manifest.archive
+    if info.compression == "none":
+        if stored_copy != archive_path:
+            stored_copy.replace(archive_path)
+        raw = archive_path.stat().st_size
+    else:
+        try:
+            raw = decompress_file(info.compression, stored_copy, archive_path)
+        except CorruptStream as exc:
+            return CheckResult(
+                "integrity.decompress", "archive", info.compression, "corrupt", FAIL, str(exc)
+            )
+        finally:
+            stored_copy.unlink(missing_ok=True)
+    ok = raw == info.raw_size
+    # Where each table's data starts, so parallel pg_restore seeks instead of scanning.
+    blocks = add_data_offsets(archive_path) if ok else 0
+    return CheckResult(
+        "integrity.raw_size",
+        "archive",
+        info.raw_size,
+        raw,
+        PASS if ok else FAIL,
+        f"data positions recorded for {blocks} blocks" if blocks else "",
+    )
+
+
+def check_integrity(
+    store: BackupStore,
+    stored: StoredBackup,
+    *,
+    archive_path: Path | None = None,
+    progress: ProgressFn = _quiet,
+    consequence: str = "",
+) -> tuple[Manifest, list[CheckResult]]:
+    """Manifest, size, streamed SHA-256 and encryption; IntegrityFailure on any mismatch, its
+    message followed by `consequence` (what was therefore left alone)."""
+    manifest, results = integrity_checks(
+        store, stored, archive_path=archive_path, progress=progress
+    )
+    failed = [r for r in results if r.failed]
+    if failed or manifest is None:
+        names = ", ".join(f"{r.check} (expected {r.expected}, found {r.found})" for r in failed)
+        then = f", {consequence}" if consequence else ""
+        raise IntegrityFailure(
+            f"backup {stored.backup_id} failed integrity checks{then}: {names}", results, manifest
+        )
+    return manifest, results

@@ -1,0 +1,157 @@
+"""Grandfather-father-son retention: keep the newest N backups of each tier per database.
+
+Rules, in order:
+1. The newest verified backup of each database is never deleted, whatever the counts say.
+2. Per database and tier, the newest `keep[tier]` complete backups are kept; a tier missing
+   from the policy keeps everything (manual backups by default).
+3. Uploads without a manifest older than `incomplete_after` are removed (a died job's parts);
+   younger ones may still be in progress and are left alone.
+A dry run returns the same plan without deleting anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..errors import BadInput
+from ..model.manifest import TIERS
+from ..model.report import verification_status
+from ..store import BackupStore, StoredBackup
+
+DEFAULT_KEEP: dict[str, int] = {"daily": 7, "weekly": 5, "monthly": 12, "yearly": 3, "safety": 5}
+
+
+@dataclass
+class RetentionPolicy:
+    keep: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_KEEP))
+    incomplete_after: timedelta = timedelta(hours=24)
+
+    @classmethod
+    def parse(cls, text: str | None) -> RetentionPolicy:
+        """`daily=7,weekly=4,...`; tiers not named keep their default."""
+        keep = dict(DEFAULT_KEEP)
+        for item in filter(None, (p.strip() for p in (text or "").split(","))):
+            tier, _, count = item.partition("=")
+            if tier not in TIERS or not count.isdigit():
+                raise BadInput(
+                    f"retention {item!r} is malformed: use TIER=COUNT with TIER one of "
+                    f"{', '.join(TIERS)}, e.g. daily=7,weekly=4"
+                )
+            keep[tier] = int(count)
+        return cls(keep)
+
+
+@dataclass
+class Decision:
+    backup_id: str
+    database: str
+    tier: str | None
+    action: str  # keep | delete
+    reason: str
+    prefix: str
+
+
+@dataclass
+class RetentionPlan:
+    decisions: list[Decision]
+    dry_run: bool = True
+    deleted: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def to_delete(self) -> list[Decision]:
+        return [d for d in self.decisions if d.action == "delete"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "keep": sum(d.action == "keep" for d in self.decisions),
+            "delete": len(self.to_delete),
+            "deleted": self.deleted,
+            "failed": self.failed,
+            "decisions": [asdict(d) for d in self.decisions],
+        }
+
+
+def plan_retention(
+    backups: list[StoredBackup], policy: RetentionPolicy, now: datetime | None = None
+) -> RetentionPlan:
+    now = now or datetime.now(UTC)
+    decisions: list[Decision] = []
+    by_database: dict[str, list[StoredBackup]] = defaultdict(list)
+    for b in backups:
+        by_database[b.database].append(b)
+    for database, items in sorted(by_database.items()):
+        complete = sorted((b for b in items if b.complete), key=lambda b: b.backup_id, reverse=True)
+        verified = [b for b in complete if verification_status(b.verification)[0] == "verified"]
+        protected = verified[0].backup_id if verified else None
+        seen: dict[str, int] = defaultdict(int)
+        for b in complete:
+            tier = b.manifest.tier if b.manifest else "unknown"
+            seen[tier] += 1
+            limit = policy.keep.get(tier)
+            if b.backup_id == protected:
+                action, reason = "keep", "newest verified backup of the database"
+            elif b.manifest is None:
+                action, reason = "keep", "manifest unreadable: left for a person to inspect"
+            elif limit is None:
+                action, reason = "keep", f"tier {tier} has no limit"
+            elif seen[tier] <= limit:
+                action, reason = "keep", f"{seen[tier]} of {limit} newest {tier}"
+            else:
+                action, reason = "delete", f"older than the newest {limit} {tier}"
+            decisions.append(Decision(b.backup_id, database, tier, action, reason, b.prefix))
+        for b in items:
+            if b.complete:
+                continue
+            age = now - (b.last_modified or b.created_at)
+            if age > policy.incomplete_after and not b.in_progress_uploads:
+                decisions.append(
+                    Decision(
+                        b.backup_id,
+                        database,
+                        None,
+                        "delete",
+                        f"incomplete upload, {age} old",
+                        b.prefix,
+                    )
+                )
+            else:
+                decisions.append(
+                    Decision(
+                        b.backup_id,
+                        database,
+                        None,
+                        "keep",
+                        "incomplete upload, may still be running",
+                        b.prefix,
+                    )
+                )
+    return RetentionPlan(decisions)
+
+
+def apply_retention(
+    store: BackupStore,
+    policy: RetentionPolicy,
+    *,
+    database: str | None = None,
+    dry_run: bool = True,
+    now: datetime | None = None,
+) -> RetentionPlan:
+    backups = store.list_backups(database, include_incomplete=True)
+    plan = plan_retention(backups, policy, now)
+    plan.dry_run = dry_run
+    if dry_run:
+        return plan
+    for decision in plan.to_delete:
+        try:
+            store.delete_prefix(decision.prefix)
+            plan.deleted.append(decision.backup_id)
+        except ClientError as exc:  # Object Lock or permissions: report, keep going
+            plan.failed.append({"backup_id": decision.backup_id, "error": str(exc)})
+    return plan

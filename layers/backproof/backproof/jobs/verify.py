@@ -1,0 +1,381 @@
+"""Verify by restore: prove a stored backup restorable and equal to what the manifest recorded.
+
+The steps are separate functions so the AWS workflow can run them in different places
+(integrity in a Lambda, the restore in a Fargate task against a temporary RDS instance,
+checks in a Lambda); `verify_backup` composes them for the CLI:
+
+1. integrity (jobs/integrity.py): manifest well-formed and of a known version; archive size,
+   streamed SHA-256 and encryption as the manifest says. Before any instance exists.
+2. an instance (`instances.open_instance`) of the manifest's server major, always torn down.
+3. `restore_into(...)`: a fresh database on it, parallel pg_restore, every message classified.
+4. `run_checks(manifest, conn, operator_checks)` (jobs/checks.py).
+5. `write_report`: verification.json beside the backup.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ..errors import (
+    BackproofError,
+    BadInput,
+    IntegrityError,
+    Interrupted,
+    StoreUnavailable,
+    UploadFailed,
+)
+from ..instances import INSTANCE_KINDS, Instance, open_instance
+from ..model.checks import FAIL, CheckResult
+from ..model.manifest import Manifest
+from ..model.operator import OperatorChecks
+from ..model.report import VerificationReport
+from ..pg.database import RESERVED_DATABASES, create_database
+from ..pg.programs import PgProgram, find_program
+from ..pg.restore import PgRestore, RestoreOutcome
+from ..pg.target import Target
+from ..store import BackupStore, StoredBackup
+from .checks import restore_check, run_checks
+from .integrity import integrity_checks, prepare_archive
+
+ProgressFn = Callable[[str], None]
+# Settings for a throwaway restore target: durability buys nothing on a server that is deleted
+# minutes later, and WAL-minimal bulk loads are what make a restore fast.
+LOCAL_RESTORE_SETTINGS = {
+    "autovacuum": "off",
+    "wal_level": "minimal",
+    "max_wal_senders": "0",
+    "maintenance_work_mem": "256MB",
+    "checkpoint_timeout": "30min",
+    "max_wal_size": "8GB",
+}
+
+
+def _quiet(_message: str) -> None:
+    return None
+
+
+def dump_major(manifest: Manifest) -> int:
+    version = str(manifest.tools.get("pg_dump", {}).get("version") or manifest.server_major)
+    return int(version.split(".", maxsplit=1)[0])
+
+
+def select_pg_restore(manifest: Manifest, extra_dirs: list[Path] | None = None) -> PgProgram:
+    """A pg_restore that reads archives of the pg_dump that wrote this one."""
+    major = dump_major(manifest)
+    return find_program(
+        "pg_restore",
+        min_major=major,
+        prefer_major=major,
+        extra_dirs=extra_dirs,
+        purpose=f"restoring an archive written by pg_dump {major}",
+    )
+
+
+def restore_database_name(manifest: Manifest) -> str:
+    """The source's database name, unless the fresh server already has one by that name."""
+    name = manifest.source_database
+    return f"{name}_restored" if name in RESERVED_DATABASES else name
+
+
+def restore_into(
+    archive_path: Path,
+    target: Target,
+    *,
+    pg_restore: PgProgram,
+    jobs: int | None = None,
+    progress: ProgressFn = _quiet,
+) -> RestoreOutcome:
+    """Parallel pg_restore of the archive into the (empty) database `target` names."""
+    jobs = jobs or os.cpu_count() or 1
+    progress(f"restoring with pg_restore {pg_restore.version} ({jobs} jobs)")
+    return PgRestore(pg_restore, archive_path, target, jobs=jobs).run()
+
+
+@dataclass
+class VerifyOptions:
+    instance: str = "local"
+    operator_checks: OperatorChecks | None = None
+    jobs: int | None = None
+    pg_bin_dir: Path | None = None
+    instance_options: dict[str, Any] | None = None
+    write: bool = True
+
+
+@contextmanager
+def _workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="backproof-verify-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class _Clock:
+    def __init__(self, report: VerificationReport) -> None:
+        self.report = report
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.report.timings[f"{name}_seconds"] = round(time.monotonic() - started, 3)
+
+
+def verify_backup(
+    store: BackupStore,
+    backup_id: str,
+    *,
+    database: str | None = None,
+    options: VerifyOptions | None = None,
+    progress: ProgressFn = _quiet,
+) -> VerificationReport:
+    """Verify one stored backup by restoring it. Returns the report (written to the store
+    unless `options.write` is False). Raises BadInput subclasses (exit 2) before anything is
+    created: unknown id, unreadable store, missing tools."""
+    opts = options or VerifyOptions()
+    if opts.instance not in INSTANCE_KINDS:
+        raise BadInput(f"unknown instance kind {opts.instance!r}: use {', '.join(INSTANCE_KINDS)}")
+    started = time.monotonic()
+    progress("finding the backup")
+    stored = store.find(backup_id, database)
+    report = VerificationReport(stored.backup_id, stored.database)
+    clock = _Clock(report)
+    extra_dirs = [opts.pg_bin_dir] if opts.pg_bin_dir else None
+    try:
+        early: Manifest | None = store.load_manifest(stored)
+    except IntegrityError:
+        early = None  # integrity_checks records why
+    # Tools and instance kind are settled before anything is downloaded or created (exit 2).
+    chosen = preflight(early, opts, extra_dirs) if early is not None else None
+    with _workdir() as work:
+        stored_copy = work / "archive.stored"
+        with clock.step("integrity"):
+            manifest, results = integrity_checks(
+                store, stored, archive_path=stored_copy, decompress=False, progress=progress
+            )
+        report.add(*results)
+        if manifest is not None:
+            report.snapshot_taken_at = str(manifest.snapshot.get("taken_at"))
+            store.adopt_encryption_of(manifest)
+        if manifest is not None and chosen is not None and not report.failures:
+            _restore_and_check(
+                manifest,
+                (stored_copy, work / "archive.dump"),
+                report,
+                opts=opts,
+                chosen=chosen,
+                progress=progress,
+            )
+    report.timings["total_seconds"] = round(time.monotonic() - started, 3)
+    report.finish()
+    if opts.write:
+        progress("writing verification.json")
+        _write_or_record(store, stored, report)
+    return report
+
+
+def _write_or_record(store: BackupStore, stored: StoredBackup, report: VerificationReport) -> None:
+    """Unrecorded evidence is no evidence: a failed write fails the verification, but the
+    result is still returned (and printed) rather than lost."""
+    try:
+        write_report(store, stored, report)
+    except (UploadFailed, StoreUnavailable) as exc:
+        report.error = f"verification.json could not be written: {exc}"
+
+
+def preflight(
+    manifest: Manifest, opts: VerifyOptions, extra_dirs: list[Path] | None
+) -> tuple[PgProgram, Instance]:
+    """Tools and instance chosen before anything is created (ToolNotFound: exit 2)."""
+    pg_restore = select_pg_restore(manifest, extra_dirs)
+    instance_options = dict(opts.instance_options or {})
+    if opts.instance == "local":
+        instance_options.setdefault("settings", LOCAL_RESTORE_SETTINGS)
+        instance_options.setdefault("extra_dirs", extra_dirs)
+    else:
+        instance_options.setdefault("backup_id", manifest.backup_id)
+    instance = open_instance(opts.instance, major=manifest.server_major, **instance_options)
+    return pg_restore, instance
+
+
+def restore_and_check(
+    manifest: Manifest,
+    archive: Path,
+    admin: Target,
+    report: VerificationReport,
+    *,
+    pg_restore: PgProgram,
+    operator_checks: OperatorChecks | None = None,
+    jobs: int | None = None,
+    progress: ProgressFn = _quiet,
+) -> None:
+    """On a fresh server (`admin` names its maintenance database): create the database,
+    pg_restore into it, compare with the manifest. Results and timings go into `report`."""
+    clock = _Clock(report)
+    report.tools["pg_restore"] = {"version": pg_restore.version, "path": str(pg_restore.path)}
+    report.tools["pg_dump"] = manifest.tools.get("pg_dump")
+    report.operator_checks = (
+        (len(operator_checks.assertions) + len(operator_checks.freshness)) if operator_checks else 0
+    )
+    with clock.step("restore"):
+        target = create_database(admin, restore_database_name(manifest))
+        outcome = restore_into(archive, target, pg_restore=pg_restore, jobs=jobs, progress=progress)
+    report.restore_messages = outcome.messages
+    report.add(*restore_check(outcome))
+    progress("comparing the restore with the manifest")
+    with clock.step("checks"), target.connect() as conn:
+        report.add(*run_checks(manifest, conn, operator_checks, progress=progress))
+
+
+def _record_error(report: VerificationReport, where: str, exc: BaseException) -> None:
+    report.error = f"{type(exc).__name__}: {exc}".strip()
+    report.add(
+        CheckResult("instance", where, "restore and checks completed", "error", FAIL, report.error)
+    )
+
+
+class _Preparation(threading.Thread):
+    """Decompresses the verified stored copy while the instance starts (both take seconds)."""
+
+    def __init__(self, manifest: Manifest, stored_copy: Path, archive: Path) -> None:
+        super().__init__(name="prepare-archive", daemon=True)
+        self.args_ = (manifest, stored_copy, archive)
+        self.result: CheckResult | None = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            self.result = prepare_archive(*self.args_)
+        except BaseException as exc:  # reported by the caller
+            self.error = exc
+        self.seconds = round(time.monotonic() - started, 3)
+
+    def outcome(self) -> CheckResult:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def _restore_and_check(
+    manifest: Manifest,
+    files: tuple[Path, Path],
+    report: VerificationReport,
+    *,
+    opts: VerifyOptions,
+    chosen: tuple[PgProgram, Instance],
+    progress: ProgressFn,
+) -> None:
+    pg_restore, instance = chosen
+    stored_copy, archive = files
+    clock = _Clock(report)
+    preparation = _Preparation(manifest, stored_copy, archive)
+    try:
+        progress(f"starting a {opts.instance} PostgreSQL {manifest.server_major} instance")
+        preparation.start()
+        with clock.step("instance"):
+            admin = instance.__enter__()
+        try:
+            report.instance = instance.describe()
+            prepared = preparation.outcome()
+            report.timings["decompress_seconds"] = preparation.seconds
+            report.add(prepared)
+            if prepared.failed:
+                return
+            restore_and_check(
+                manifest,
+                archive,
+                admin,
+                report,
+                pg_restore=pg_restore,
+                operator_checks=opts.operator_checks,
+                jobs=opts.jobs,
+                progress=progress,
+            )
+        finally:
+            progress("tearing the instance down")
+            with clock.step("teardown"):
+                instance.__exit__(None, None, None)
+    except Interrupted:
+        raise
+    except (BackproofError, psycopg.Error) as exc:
+        preparation.join()
+        _record_error(report, opts.instance, exc)
+
+
+def verify_on_target(
+    store: BackupStore,
+    stored: StoredBackup,
+    admin: Target,
+    *,
+    operator_checks: OperatorChecks | None = None,
+    jobs: int | None = None,
+    instance_info: dict[str, Any] | None = None,
+    pg_bin_dir: Path | None = None,
+    write: bool = True,
+    progress: ProgressFn = _quiet,
+) -> VerificationReport:
+    """Integrity, restore and checks against a server someone else provisioned and will delete
+    (the AWS workflow's restore task, with the temporary RDS instance it was handed)."""
+    started = time.monotonic()
+    report = VerificationReport(
+        stored.backup_id, stored.database, instance=dict(instance_info or {"kind": "external"})
+    )
+    clock = _Clock(report)
+    try:  # the right pg_restore must exist before anything is downloaded (exit 2)
+        select_pg_restore(store.load_manifest(stored), [pg_bin_dir] if pg_bin_dir else None)
+    except IntegrityError:
+        pass  # recorded by integrity_checks below
+    with _workdir() as work:
+        archive = work / "archive.dump"
+        with clock.step("integrity"):
+            manifest, results = integrity_checks(
+                store, stored, archive_path=archive, progress=progress
+            )
+        report.add(*results)
+        if manifest is not None and not report.failures:
+            report.snapshot_taken_at = str(manifest.snapshot.get("taken_at"))
+            store.adopt_encryption_of(manifest)
+            pg_restore = select_pg_restore(manifest, [pg_bin_dir] if pg_bin_dir else None)
+            try:
+                restore_and_check(
+                    manifest,
+                    archive,
+                    admin,
+                    report,
+                    pg_restore=pg_restore,
+                    operator_checks=operator_checks,
+                    jobs=jobs,
+                    progress=progress,
+                )
+            except (BackproofError, psycopg.Error) as exc:
+                if isinstance(exc, Interrupted):
+                    raise
+                _record_error(report, report.instance.get("kind", "external"), exc)
+    report.timings["total_seconds"] = round(time.monotonic() - started, 3)
+    report.finish()
+    if write:
+        _write_or_record(store, stored, report)
+    return report
+
+
+def write_report(store: BackupStore, stored: StoredBackup, report: VerificationReport) -> str:
+    """Write verification.json beside the backup; returns its key."""
+    report.report_key = store.write_verification(stored, report.to_dict())
+    return report.report_key

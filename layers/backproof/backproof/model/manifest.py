@@ -1,0 +1,192 @@
+"""The manifest: what a backup holds, recorded in the same snapshot as the dump.
+
+Written last, beside the archive; without it an upload is not a backup. A verification
+compares a restored database with it, table by table.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import IntegrityError
+
+FORMAT = "backproof.manifest"
+FORMAT_VERSION = 1
+TIERS = ("daily", "weekly", "monthly", "yearly", "manual", "safety")
+COMPRESSIONS = ("zstd", "gzip", "none")
+_BACKUP_ID = re.compile(r"^(\d{8}T\d{6})\.(\d{3})Z-([0-9a-f]{6})$")
+
+
+def new_backup_id(now: datetime | None = None) -> str:
+    """Sortable, unique id: UTC time of the start (to the millisecond) plus random hex."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
+
+
+def is_backup_id(text: str) -> bool:
+    return bool(_BACKUP_ID.match(text))
+
+
+def backup_id_time(backup_id: str) -> datetime:
+    match = _BACKUP_ID.match(backup_id)
+    if not match:
+        raise ValueError(f"not a backup id: {backup_id!r}")
+    base = datetime.strptime(match[1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+    return base.replace(microsecond=int(match[2]) * 1000)
+
+
+@dataclass
+class TableStats:
+    """One table's contents in the snapshot."""
+
+    schema: str
+    name: str
+    kind: str  # "table" or "materialized_view"
+    rows: int
+    fingerprint: str
+    columns: list[str] = field(default_factory=list)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass
+class SequenceState:
+    schema: str
+    name: str
+    last_value: int | None
+
+
+@dataclass
+class Inventory:
+    """Everything the manifest records about the database's contents and schema."""
+
+    tables: list[TableStats] = field(default_factory=list)
+    objects: dict[str, int] = field(default_factory=dict)
+    sequences: list[SequenceState] = field(default_factory=list)
+    extensions: dict[str, str] = field(default_factory=dict)
+    large_objects: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+    algorithm: str = ""
+
+    @property
+    def total_rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    def table(self, schema: str, name: str) -> TableStats | None:
+        for t in self.tables:
+            if t.schema == schema and t.name == name:
+                return t
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Inventory:
+        return cls(
+            tables=[TableStats(**t) for t in data.get("tables", [])],
+            objects={k: int(v) for k, v in data.get("objects", {}).items()},
+            sequences=[SequenceState(**s) for s in data.get("sequences", [])],
+            extensions=dict(data.get("extensions", {})),
+            large_objects=dict(data.get("large_objects", {})),
+            settings=dict(data.get("settings", {})),
+            algorithm=str(data.get("algorithm", "")),
+        )
+
+
+@dataclass
+class ArchiveInfo:
+    key: str
+    format: str  # pg_dump format: "custom"
+    compression: str  # outer stream compression: zstd | gzip | none
+    size: int  # bytes stored
+    sha256: str  # of the bytes stored
+    raw_size: int  # bytes pg_dump produced
+    encryption: dict[str, str] = field(default_factory=dict)  # {"type": "aws:kms", "kms_key_id": …}
+
+
+@dataclass
+class Manifest:
+    backup_id: str
+    database: str  # the logical name the backup is filed under
+    source_database: str  # the database name on the server
+    tier: str
+    created_at: str
+    snapshot: dict[str, Any]  # {"id", "taken_at", "txid"}
+    server: dict[str, Any]  # {"version", "major", "version_num"}
+    tools: dict[str, Any]  # {"pg_dump": {"version", "path"}}
+    archive: ArchiveInfo
+    inventory: Inventory
+    timings: dict[str, float] = field(default_factory=dict)
+    dump_options: dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def server_major(self) -> int:
+        return int(self.server["major"])
+
+    @property
+    def snapshot_time(self) -> datetime:
+        return datetime.fromisoformat(self.snapshot["taken_at"])
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["inventory"] = self.inventory.to_dict()
+        # Put the identity first so a person reading the JSON sees it at once.
+        head = {
+            k: data.pop(k) for k in ("format", "format_version", "backup_id", "database", "tier")
+        }
+        return {**head, **data}
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str, *, where: str = "manifest") -> Manifest:
+        """Parse and validate; anything malformed raises IntegrityError naming the problem."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise IntegrityError(f"{where} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise IntegrityError(f"{where} is not a JSON object")
+        if data.get("format") != FORMAT:
+            raise IntegrityError(f"{where} has format {data.get('format')!r}, expected {FORMAT!r}")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise IntegrityError(
+                f"{where} has format version {data.get('format_version')!r}; this backproof "
+                f"reads version {FORMAT_VERSION}. Use a backproof release that matches."
+            )
+        try:
+            archive = ArchiveInfo(**data["archive"])
+            manifest = cls(
+                backup_id=str(data["backup_id"]),
+                database=str(data["database"]),
+                source_database=str(data["source_database"]),
+                tier=str(data["tier"]),
+                created_at=str(data["created_at"]),
+                snapshot=dict(data["snapshot"]),
+                server=dict(data["server"]),
+                tools=dict(data["tools"]),
+                archive=archive,
+                inventory=Inventory.from_dict(data["inventory"]),
+                timings=dict(data.get("timings", {})),
+                dump_options=dict(data.get("dump_options", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IntegrityError(f"{where} is missing or has a malformed field: {exc}") from exc
+        if not is_backup_id(manifest.backup_id):
+            raise IntegrityError(f"{where} has a malformed backup id {manifest.backup_id!r}")
+        if not isinstance(archive.size, int) or not re.fullmatch(r"[0-9a-f]{64}", archive.sha256):
+            raise IntegrityError(f"{where} has a malformed archive size or sha256")
+        if archive.compression not in COMPRESSIONS:
+            raise IntegrityError(f"{where} names unknown compression {archive.compression!r}")
+        return manifest

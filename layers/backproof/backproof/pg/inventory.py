@@ -1,0 +1,195 @@
+"""Take the inventory of a database: per-table row counts and content fingerprints, object
+counts, sequence positions, extensions, large objects.
+
+The same function runs on the source (inside the exported snapshot, so it describes exactly
+what pg_dump dumps) and on a restored copy; equal inventories mean equal contents.
+
+Fingerprint: for each row, a 64-bit hash (PostgreSQL's `hashtextextended`, stable across
+versions because hash partitioning depends on it) of the row's text form, columns in name
+order (so a different physical column order does not matter), under pinned output settings.
+The table's fingerprint is the row count and the exact (numeric) sum of the row hashes: sums
+are order-independent and, unlike XOR, count duplicate rows. A single changed row changes
+the sum unless its old and new hashes collide (odds 2^-64). md5 per row measured 6.5x
+slower on pgbench_accounts for no gain in what is detected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ..model.manifest import Inventory, SequenceState, TableStats
+
+ALGORITHM = "hashtextextended-rowtext-sum64/1"
+
+# Output settings that decide how values print; pinned so the source and a restore on another
+# server (other defaults, other time zone, another major) print every value the same way.
+PINNED_SETTINGS: dict[str, str] = {
+    "TimeZone": "UTC",
+    "DateStyle": "ISO, YMD",
+    "IntervalStyle": "postgres",
+    "extra_float_digits": "3",  # PG12+: shortest exact float output whatever the value above 0
+    "bytea_output": "hex",
+    "lc_monetary": "C",
+    "search_path": "pg_catalog",  # regclass and similar print schema-qualified
+}
+
+_SYSTEM_NS = """
+    n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+"""
+_NOT_EXT_MEMBER = """
+    NOT EXISTS (SELECT 1 FROM pg_depend d
+                WHERE d.classid = '{catalog}'::regclass AND d.objid = {oid} AND d.deptype = 'e')
+"""
+
+_TABLES_SQL = f"""
+SELECT n.nspname, c.relname, c.relkind::text,
+       array(SELECT a.attname::text FROM pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attname COLLATE "C")
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' AND {_SYSTEM_NS}
+  AND (c.relkind <> 'm' OR c.relispopulated)
+  AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}
+ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
+"""
+
+_OBJECTS_SQL = f"""
+SELECT
+ (SELECT count(*) FROM pg_namespace n WHERE {_SYSTEM_NS}
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_namespace", oid="n.oid")}) AS schemas,
+ (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND {_SYSTEM_NS}
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}) AS tables,
+ (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'v' AND {_SYSTEM_NS}
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}) AS views,
+ (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'm' AND {_SYSTEM_NS}
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}) AS materialized_views,
+ (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'S' AND {_SYSTEM_NS}
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}) AS sequences,
+ (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE {_SYSTEM_NS} AND {_NOT_EXT_MEMBER.format(catalog="pg_proc", oid="p.oid")}) AS functions,
+ (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('i', 'I') AND {_SYSTEM_NS}
+    AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}) AS indexes,
+ (SELECT count(*) FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace
+    WHERE k.contype IN ('c', 'f', 'p', 'u', 'x') AND {_SYSTEM_NS}
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                    AND d.objid = k.conrelid AND d.deptype = 'e')) AS constraints,
+ (SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE NOT t.tgisinternal AND {_SYSTEM_NS}) AS triggers,
+ (SELECT count(*) FROM pg_extension) AS extensions,
+ (SELECT count(*) FROM pg_largeobject_metadata) AS large_objects
+"""
+
+_SEQUENCES_SQL = f"""
+SELECT n.nspname, c.relname,
+       CASE WHEN has_sequence_privilege(c.oid, 'SELECT') THEN pg_sequence_last_value(c.oid) END
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND {_SYSTEM_NS}
+  AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}
+ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
+"""
+
+_LARGE_OBJECTS_SQL = """
+SELECT count(*), coalesce(sum(hashtextextended(oid::text || ':' || md5(lo_get(oid)), 0)), 0)
+FROM pg_largeobject_metadata
+"""
+
+
+def pin_settings(conn: psycopg.Connection[Any], *, local: bool = True) -> dict[str, str]:
+    """Apply PINNED_SETTINGS (transaction-local by default) and return them."""
+    for name, value in PINNED_SETTINGS.items():
+        conn.execute("SELECT set_config(%s, %s, %s)", (name, value, local))
+    return dict(PINNED_SETTINGS)
+
+
+def fingerprint_query(schema: str, name: str, columns: list[str]) -> sql.Composed:
+    """The per-table query; identifiers are always quoted, never pasted as text."""
+    row = sql.SQL("ROW({})").format(sql.SQL(", ").join(sql.Identifier("t", c) for c in columns))
+    return sql.SQL(
+        "SELECT count(*), coalesce(sum(hashtextextended({row}::text, 0)), 0) FROM ONLY {table} AS t"
+    ).format(row=row, table=sql.Identifier(schema, name))
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(":".join(str(p) for p in parts).encode()).hexdigest()[:32]
+
+
+def table_stats(
+    conn: psycopg.Connection[Any], schema: str, name: str, kind: str, columns: list[str]
+) -> TableStats:
+    count, total = conn.execute(fingerprint_query(schema, name, columns)).fetchone()  # type: ignore[misc]
+    return TableStats(
+        schema=schema,
+        name=name,
+        kind=kind,
+        rows=int(count),
+        fingerprint=_digest(ALGORITHM, count, total),
+        columns=list(columns),
+    )
+
+
+def list_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str, list[str]]]:
+    kinds = {"r": "table", "m": "materialized_view"}
+    return [(s, n, kinds[k], list(cols)) for s, n, k, cols in conn.execute(_TABLES_SQL).fetchall()]
+
+
+def take_inventory(
+    conn: psycopg.Connection[Any],
+    *,
+    fingerprints: bool = True,
+    on_table: Callable[[TableStats], None] | None = None,
+) -> Inventory:
+    """Inventory of the database `conn` is connected to, in its current transaction.
+
+    The caller owns the transaction (the exported snapshot on the source). Settings are pinned
+    with SET LOCAL semantics, so they end with that transaction.
+    """
+    settings = pin_settings(conn)
+    tables: list[TableStats] = []
+    for schema, name, kind, columns in list_tables(conn):
+        if fingerprints:
+            stats = table_stats(conn, schema, name, kind, columns)
+        else:
+            count = conn.execute(
+                sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, name))
+            ).fetchone()
+            stats = TableStats(schema, name, kind, int(count[0]) if count else 0, "", columns)
+        tables.append(stats)
+        if on_table:
+            on_table(stats)
+    cur = conn.execute(_OBJECTS_SQL)
+    names = [d.name for d in cur.description or []]
+    values = cur.fetchone() or ()
+    objects = {k: int(v) for k, v in zip(names, values, strict=True)}
+    sequences = [SequenceState(s, n, v) for s, n, v in conn.execute(_SEQUENCES_SQL).fetchall()]
+    extensions = dict(
+        conn.execute("SELECT extname, extversion FROM pg_extension ORDER BY 1").fetchall()
+    )
+    large_objects: dict[str, Any] = {"count": objects.get("large_objects", 0)}
+    if fingerprints and large_objects["count"]:
+        try:
+            with conn.transaction():  # a savepoint: lacking rights must not end the snapshot
+                count, total = conn.execute(_LARGE_OBJECTS_SQL).fetchone()  # type: ignore[misc]
+            large_objects["fingerprint"] = _digest(ALGORITHM, count, total)
+        except psycopg.errors.InsufficientPrivilege:
+            large_objects["fingerprint"] = None  # counted, not read: the role may not read them
+    return Inventory(
+        tables=tables,
+        objects=objects,
+        sequences=sequences,
+        extensions=extensions,
+        large_objects=large_objects,
+        settings=settings,
+        algorithm=ALGORITHM if fingerprints else "counts-only",
+    )

@@ -1,0 +1,65 @@
+"""The backup store: what jobs need from it (`BackupStore`), the S3 implementation, the key
+layout and multipart uploads. `open_store` turns a URL into a store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from ..errors import BadInput
+from ..model.manifest import Manifest
+from .layout import StoredBackup, validate_database_name
+from .multipart import MultipartUpload, ObjectInfo
+from .s3 import S3BackupStore
+
+__all__ = [
+    "BackupStore",
+    "MultipartUpload",
+    "ObjectInfo",
+    "S3BackupStore",
+    "StoredBackup",
+    "open_store",
+    "validate_database_name",
+]
+
+
+class BackupStore(Protocol):
+    """What the jobs need from a store of backups."""
+
+    @property
+    def url(self) -> str: ...
+    def location(self, key: str) -> str: ...
+
+    # keys
+    def backup_prefix(self, database: str, backup_id: str) -> str: ...
+    def archive_key(self, database: str, backup_id: str, compression: str) -> str: ...
+
+    # writing
+    def check_writable(self) -> None: ...
+    def open_upload(
+        self, key: str, content_type: str = ..., *, tier: str | None = None
+    ) -> MultipartUpload: ...
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = ..., *, tier: str | None = None
+    ) -> None: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def adopt_encryption_of(self, manifest: Manifest) -> None: ...
+
+    # reading
+    def head(self, key: str) -> ObjectInfo: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def iter_chunks(self, key: str, chunk_size: int = ...) -> Iterator[bytes]: ...
+    def list_backups(
+        self, database: str | None = None, *, include_incomplete: bool = False, load: bool = True
+    ) -> list[StoredBackup]: ...
+    def find(self, backup_id: str, database: str | None = None) -> StoredBackup: ...
+    def load_manifest(self, stored: StoredBackup) -> Manifest: ...
+    def load_verification(self, stored: StoredBackup) -> dict[str, Any] | None: ...
+    def write_verification(self, stored: StoredBackup, report: dict[str, Any]) -> str: ...
+
+
+def open_store(url: str, *, kms_key_id: str | None = None, client: Any = None) -> BackupStore:
+    """The store a URL names: s3://BUCKET[/PREFIX] (any S3 endpoint boto3 reaches)."""
+    if not (url or "").startswith("s3://"):
+        raise BadInput(f"store {url!r} is not an s3://BUCKET[/PREFIX] URL")
+    return S3BackupStore.from_url(url, kms_key_id=kms_key_id, client=client)

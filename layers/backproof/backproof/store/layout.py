@@ -1,0 +1,85 @@
+"""Where things live in a store, and what one backup directory holds.
+
+Layout under the store's prefix:
+    backups/<database>/<yyyy>/<mm>/<dd>/<backup-id>/{archive.dump[.zst|.gz], manifest.json,
+                                                     verification.json}
+A directory without manifest.json is not a backup (an upload that died, or one in progress).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from ..contract import TIER_TAG
+from ..errors import BadInput
+from ..model.manifest import Manifest, backup_id_time, is_backup_id
+
+MANIFEST_NAME = "manifest.json"
+VERIFICATION_NAME = "verification.json"
+ARCHIVE_NAMES = {"zstd": "archive.dump.zst", "gzip": "archive.dump.gz", "none": "archive.dump"}
+_DATABASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def tagging(tier: str | None) -> dict[str, str]:
+    """Object tag naming the backup's tier; the bucket's lifecycle rules move tiers by it."""
+    return {"Tagging": urlencode({TIER_TAG: tier})} if tier else {}
+
+
+def validate_database_name(name: str) -> str:
+    if not _DATABASE_NAME.match(name or ""):
+        raise BadInput(
+            f"database name {name!r} cannot be used in object keys: use letters, digits, '.', "
+            "'_' or '-' (at most 128, starting with a letter or digit)"
+        )
+    return name
+
+
+def backups_root(prefix: str, database: str | None = None) -> str:
+    return f"{prefix}backups/" + (f"{validate_database_name(database)}/" if database else "")
+
+
+def backup_prefix(prefix: str, database: str, backup_id: str) -> str:
+    when = backup_id_time(backup_id)
+    return f"{prefix}backups/{database}/{when:%Y/%m/%d}/{backup_id}/"
+
+
+def locate(prefix: str, key: str) -> tuple[str, str, str] | None:
+    """(database, backup id, directory prefix) of a key inside the layout, else None."""
+    rest = key[len(prefix) + len("backups/") :].split("/")
+    if len(rest) != 6 or not is_backup_id(rest[4]):
+        return None
+    directory = key[: -len(rest[5])] if rest[5] else key
+    return rest[0], rest[4], directory
+
+
+@dataclass
+class StoredBackup:
+    """One backup directory in the store. `complete` means its manifest exists."""
+
+    backup_id: str
+    database: str
+    prefix: str  # ends with '/'
+    complete: bool
+    archive_key: str | None = None
+    archive_size: int = 0
+    has_verification: bool = False
+    last_modified: datetime | None = None
+    in_progress_uploads: int = 0
+    manifest: Manifest | None = None
+    verification: dict[str, Any] | None = None
+
+    @property
+    def manifest_key(self) -> str:
+        return self.prefix + MANIFEST_NAME
+
+    @property
+    def verification_key(self) -> str:
+        return self.prefix + VERIFICATION_NAME
+
+    @property
+    def created_at(self) -> datetime:
+        return backup_id_time(self.backup_id)

@@ -1,0 +1,356 @@
+"""The backup store on S3, or anything boto3 reaches (AWS_ENDPOINT_URL for moto or MinIO).
+
+Every object is written with server-side encryption: SSE-KMS with the given key or the
+bucket's default key, else SSE-S3. Never unencrypted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import BackupNotFound, BadInput, IntegrityError, StoreUnavailable, UploadFailed
+from ..model.manifest import Manifest, is_backup_id
+from .layout import (
+    ARCHIVE_NAMES,
+    MANIFEST_NAME,
+    VERIFICATION_NAME,
+    StoredBackup,
+    backup_prefix,
+    backups_root,
+    locate,
+    tagging,
+)
+from .multipart import MultipartUpload, ObjectInfo, client_error_code
+
+
+@dataclass
+class S3BackupStore:
+    bucket: str
+    prefix: str = ""
+    kms_key_id: str | None = None
+    client: Any = None
+    _encryption: dict[str, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, kms_key_id: str | None = None, client: Any = None
+    ) -> S3BackupStore:
+        parsed = urlparse(url or "")
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise BadInput(f"store {url!r} is not an s3://BUCKET[/PREFIX] URL")
+        prefix = parsed.path.strip("/")
+        if client is None:
+            client = boto3.client(
+                "s3", config=Config(retries={"max_attempts": 8, "mode": "adaptive"})
+            )
+        return cls(parsed.netloc, f"{prefix}/" if prefix else "", kms_key_id, client)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def location(self, key: str) -> str:
+        """The full address of a key, for people."""
+        return f"s3://{self.bucket}/{key}"
+
+    # -- keys --------------------------------------------------------------------------------
+    def backup_prefix(self, database: str, backup_id: str) -> str:
+        return backup_prefix(self.prefix, database, backup_id)
+
+    def archive_key(self, database: str, backup_id: str, compression: str) -> str:
+        return self.backup_prefix(database, backup_id) + ARCHIVE_NAMES[compression]
+
+    # -- checks before writing ---------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Fail early, before anything is dumped, when the bucket or key cannot be used."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = client_error_code(exc)
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise StoreUnavailable(
+                    f"bucket {self.bucket!r} does not exist (or is not visible to these "
+                    "credentials); create it or fix --store"
+                ) from exc
+            raise StoreUnavailable(
+                f"cannot use bucket {self.bucket!r}: {code or exc}; check the credentials' "
+                "s3:ListBucket/PutObject permissions"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot reach the object store: {exc}") from exc
+        self.encryption_args()
+
+    def encryption_args(self) -> dict[str, Any]:
+        """Server-side encryption parameters for every write: never unencrypted."""
+        if self._encryption is not None:
+            return self._encryption
+        if self.kms_key_id:
+            self._check_kms_key(self.kms_key_id)
+            args: dict[str, Any] = {
+                "ServerSideEncryption": "aws:kms",
+                "SSEKMSKeyId": self.kms_key_id,
+                "BucketKeyEnabled": True,
+            }
+        else:
+            args = {"ServerSideEncryption": "AES256"}
+            try:
+                rules = self.client.get_bucket_encryption(Bucket=self.bucket)[
+                    "ServerSideEncryptionConfiguration"
+                ]["Rules"]
+                default = rules[0]["ApplyServerSideEncryptionByDefault"]
+                if default.get("SSEAlgorithm") in ("aws:kms", "aws:kms:dsse"):
+                    args = {"ServerSideEncryption": "aws:kms"}
+                    if default.get("KMSMasterKeyID"):
+                        args["SSEKMSKeyId"] = default["KMSMasterKeyID"]
+            except (ClientError, KeyError, IndexError):
+                pass  # no default configured or not allowed to read it: SSE-S3
+        self._encryption = args
+        return args
+
+    def _check_kms_key(self, key_id: str) -> None:
+        kms = boto3.client("kms", region_name=self.client.meta.region_name)
+        try:
+            meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        except ClientError as exc:
+            code = client_error_code(exc)
+            if code == "AccessDeniedException":
+                return  # may still be usable for S3 through a grant; the first write will tell
+            raise StoreUnavailable(
+                f"KMS key {key_id!r} cannot be used: {code}; check --kms-key-id and the key policy"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot reach KMS to check key {key_id!r}: {exc}") from exc
+        if not meta.get("Enabled", True) or meta.get("KeyState") not in (None, "Enabled"):
+            raise StoreUnavailable(
+                f"KMS key {key_id!r} is {meta.get('KeyState', 'disabled')}; enable it or pass "
+                "another --kms-key-id"
+            )
+
+    # -- writing -----------------------------------------------------------------------------
+    def open_upload(
+        self, key: str, content_type: str = "application/octet-stream", *, tier: str | None = None
+    ) -> MultipartUpload:
+        return MultipartUpload(
+            self.client,
+            self.bucket,
+            key,
+            content_type=content_type,
+            object_args={**tagging(tier), **self.encryption_args()},
+            head=self.head,
+        )
+
+    def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str = "application/json",
+        *,
+        tier: str | None = None,
+    ) -> None:
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                ChecksumAlgorithm="SHA256",
+                **tagging(tier),
+                **self.encryption_args(),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise UploadFailed(f"could not write s3://{self.bucket}/{key}: {exc}") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = [o["Key"] for o in self._iter_objects(prefix)]
+        for i in range(0, len(keys), 1000):
+            self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True},
+            )
+        return len(keys)
+
+    # -- reading -----------------------------------------------------------------------------
+    def head(self, key: str) -> ObjectInfo:
+        try:
+            meta = self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if client_error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise IntegrityError(f"s3://{self.bucket}/{key} is missing") from exc
+            raise StoreUnavailable(f"cannot read s3://{self.bucket}/{key}: {exc}") from exc
+        enc = {"type": meta.get("ServerSideEncryption", "none")}
+        if meta.get("SSEKMSKeyId"):
+            enc["kms_key_id"] = meta["SSEKMSKeyId"]
+        return ObjectInfo(
+            key, int(meta["ContentLength"]), enc, meta.get("ETag", ""), meta.get("LastModified")
+        )
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as exc:
+            if client_error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise IntegrityError(f"s3://{self.bucket}/{key} is missing") from exc
+            raise StoreUnavailable(f"cannot read s3://{self.bucket}/{key}: {exc}") from exc
+
+    def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except ClientError as exc:
+            if client_error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise IntegrityError(f"s3://{self.bucket}/{key} is missing") from exc
+            raise StoreUnavailable(f"cannot read s3://{self.bucket}/{key}: {exc}") from exc
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    def _iter_objects(self, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                yield from page.get("Contents", [])
+        except ClientError as exc:
+            code = client_error_code(exc)
+            if code in ("NoSuchBucket", "404"):
+                raise StoreUnavailable(
+                    f"bucket {self.bucket!r} does not exist; check --store"
+                ) from exc
+            raise StoreUnavailable(
+                f"cannot list s3://{self.bucket}/{prefix}: {code or exc}"
+            ) from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot reach the object store: {exc}") from exc
+
+    def list_backups(
+        self,
+        database: str | None = None,
+        *,
+        include_incomplete: bool = False,
+        load: bool = True,
+    ) -> list[StoredBackup]:
+        """Backups, oldest first. Directories without a manifest only with include_incomplete.
+
+        With `load`, each complete backup's manifest and verification report are read too.
+        """
+        root = backups_root(self.prefix, database)
+        found: dict[str, StoredBackup] = {}
+        for obj in self._iter_objects(root):
+            self._file_object(found, obj)
+        if include_incomplete:
+            for upload in self._in_progress_uploads(root):
+                entry = self._entry_for(found, upload["Key"])
+                if entry:
+                    entry.in_progress_uploads += 1
+        backups = sorted(found.values(), key=lambda b: (b.backup_id, b.database))
+        if not include_incomplete:
+            backups = [b for b in backups if b.complete]
+        if load:
+            for b in backups:
+                self._load(b)
+        return backups
+
+    def _entry_for(self, found: dict[str, StoredBackup], key: str) -> StoredBackup | None:
+        """The backup directory a key belongs to, or None for keys outside the layout."""
+        located = locate(self.prefix, key)
+        if located is None:
+            return None
+        database, backup_id, prefix = located
+        return found.setdefault(prefix, StoredBackup(backup_id, database, prefix, complete=False))
+
+    def _file_object(self, found: dict[str, StoredBackup], obj: dict[str, Any]) -> None:
+        entry = self._entry_for(found, obj["Key"])
+        if entry is None:
+            return
+        name = obj["Key"].rsplit("/", 1)[-1]
+        if name == MANIFEST_NAME:
+            entry.complete = True
+        elif name == VERIFICATION_NAME:
+            entry.has_verification = True
+        elif name in ARCHIVE_NAMES.values():
+            entry.archive_key = obj["Key"]
+            entry.archive_size = int(obj["Size"])
+        entry.last_modified = max(filter(None, [entry.last_modified, obj["LastModified"]]))
+
+    def _load(self, b: StoredBackup) -> None:
+        if b.complete:
+            try:
+                b.manifest = self.load_manifest(b)
+            except IntegrityError:
+                b.manifest = None
+        if b.has_verification:
+            b.verification = self.load_verification(b)
+
+    def _in_progress_uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                yield from page.get("Uploads", [])
+        except ClientError:
+            return
+
+    def find(self, backup_id: str, database: str | None = None) -> StoredBackup:
+        """The backup with this id, or the newest complete one for `latest`."""
+        if backup_id != "latest" and not is_backup_id(backup_id):
+            raise BadInput(
+                f"{backup_id!r} is not a backup id (they look like 20261121T050312.123Z-1a2b3c); "
+                "run `backproof list` to see them"
+            )
+        backups = self.list_backups(database, load=False)
+        if backup_id == "latest":
+            if not backups:
+                where = f" for database {database!r}" if database else ""
+                raise BackupNotFound(f"no complete backup{where} in {self.url}")
+            return backups[-1]
+        matches = [b for b in backups if b.backup_id == backup_id]
+        if not matches:
+            raise BackupNotFound(
+                f"no backup {backup_id} in {self.url}; run `backproof list --store {self.url}`"
+            )
+        if len(matches) > 1:
+            raise BadInput(
+                f"backup id {backup_id} exists for several databases; pass --database-name"
+            )
+        return matches[0]
+
+    def load_manifest(self, stored: StoredBackup) -> Manifest:
+        manifest = Manifest.from_json(
+            self.get_bytes(stored.manifest_key), where=stored.manifest_key
+        )
+        if manifest.backup_id != stored.backup_id or manifest.database != stored.database:
+            raise IntegrityError(
+                f"{stored.manifest_key} describes backup {manifest.backup_id} of "
+                f"{manifest.database}, not the directory it is in"
+            )
+        return manifest
+
+    def load_verification(self, stored: StoredBackup) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.get_bytes(stored.verification_key))
+        except (IntegrityError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_verification(self, stored: StoredBackup, report: dict[str, Any]) -> str:
+        tier = stored.manifest.tier if stored.manifest else report.get("tier")
+        self.put_bytes(
+            stored.verification_key,
+            json.dumps(report, indent=2, default=str).encode(),
+            tier=tier if isinstance(tier, str) else None,
+        )
+        return stored.verification_key
+
+    def adopt_encryption_of(self, manifest: Manifest) -> None:
+        """Write what belongs to a backup (its report) with the key that encrypts the backup,
+        unless this store was given a key of its own."""
+        key = manifest.archive.encryption.get("kms_key_id")
+        if key and not self.kms_key_id:
+            self.kms_key_id = key
+            self._encryption = None
