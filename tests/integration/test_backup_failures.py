@@ -163,6 +163,7 @@ def test_no_fitting_pg_dump_names_server_and_found_versions(
     old.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
     old.chmod(0o755)
     monkeypatch.setattr("backproof.pg.programs.SYSTEM_BIN_GLOBS", ())
+    monkeypatch.delenv("BACKPROOF_PG_BIN_DIRS", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     # When a backup of a newer server is asked for
     code, _, err = run_cli(capsys, "backup", "--source-url", source_db.url, "--store", s3_store.url)

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from backproof.errors import BadInput
 from backproof.contract import INSTANCE_PREFIX
+from backproof.errors import BadInput
 from backproof.instances import open_instance
 from backproof.instances.rds import (
     EPHEMERAL_TAG,
