@@ -16,7 +16,9 @@ from typing import Any
 from ..errors import IntegrityError
 
 FORMAT = "backproof.manifest"
-FORMAT_VERSION = 1
+# 2: roles, owners and privileges, sequence bounds (fields absent from version 1 read as empty).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 TIERS = ("daily", "weekly", "monthly", "yearly", "manual", "safety")
 COMPRESSIONS = ("zstd", "gzip", "none")
 _BACKUP_ID = re.compile(r"^(\d{8}T\d{6})\.(\d{3})Z-([0-9a-f]{6})$")
@@ -160,10 +162,11 @@ class Manifest:
             raise IntegrityError(f"{where} is not a JSON object")
         if data.get("format") != FORMAT:
             raise IntegrityError(f"{where} has format {data.get('format')!r}, expected {FORMAT!r}")
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_VERSIONS:
             raise IntegrityError(
                 f"{where} has format version {data.get('format_version')!r}; this backproof "
-                f"reads version {FORMAT_VERSION}. Use a backproof release that matches."
+                f"reads versions {', '.join(map(str, READABLE_VERSIONS))}. Use a backproof "
+                "release that matches."
             )
         try:
             archive = ArchiveInfo(**data["archive"])
@@ -180,6 +183,7 @@ class Manifest:
                 inventory=Inventory.from_dict(data["inventory"]),
                 timings=dict(data.get("timings", {})),
                 dump_options=dict(data.get("dump_options", {})),
+                format_version=int(data["format_version"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise IntegrityError(f"{where} is missing or has a malformed field: {exc}") from exc
