@@ -25,6 +25,9 @@ ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DURATION = re.compile(r"^\d+[mhd]$")
 INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+# libpq's TLS modes. verify-full (the default) checks the server's certificate against the RDS
+# CA bundle in the task image and its host name; `require` only encrypts.
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # Fargate's valid CPU (units) to memory (MiB) ranges.
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html#task_size
 FARGATE_MEMORY = {
@@ -132,6 +135,7 @@ class Database:
     task_memory_mib: int = 4096
     rto_target_minutes: int = 60
     route_table_ids: tuple[str, ...] = ()
+    sslmode: str = "verify-full"
 
     def settings(self) -> dict[str, Any]:
         """What the workflows read at run time (stored as one SSM parameter per database)."""
@@ -238,6 +242,13 @@ def _checks(reader: _Reader) -> Checks:
     return Checks(tuple(assertions), dict(freshness))
 
 
+def _sslmode(reader: _Reader) -> str:
+    mode = reader.get("sslmode", str, "verify-full")
+    if mode not in SSLMODES:
+        raise _fail(reader.where, "sslmode", f"must be one of {', '.join(SSLMODES)}, got {mode!r}")
+    return str(mode)
+
+
 def _database(raw: Any, index: int) -> Database:
     name = raw.get("name") if isinstance(raw, dict) else None
     reader = _Reader(raw, f"database {name!r}" if name else f"databases[{index}]")
@@ -269,6 +280,7 @@ def _database(raw: Any, index: int) -> Database:
         task_memory_mib=memory,
         rto_target_minutes=reader.get("rto_target_minutes", int, 60),
         route_table_ids=reader.strings("route_table_ids", ROUTE_TABLE_ID, [], non_empty=False),
+        sslmode=_sslmode(reader),
     )
     reader.done()
     if len(db.subnet_ids) < 2:

@@ -165,6 +165,7 @@ class BackupWorkflow(Construct):
                 "database": sfn.JsonPath.string_at("$.database"),
                 "tier": sfn.JsonPath.string_at("$.tier"),
                 "secret_arn": sfn.JsonPath.string_at("$.config.settings.secret_arn"),
+                "sslmode": sfn.JsonPath.string_at("$.config.settings.sslmode"),
             },
             result_path="$.request",
         )
@@ -368,6 +369,7 @@ class RestoreWorkflow(Construct):
                 "target": {
                     "database": sfn.JsonPath.string_at("$.plan.target.database"),
                     "secret_arn": sfn.JsonPath.string_at("$.target_config.settings.secret_arn"),
+                    "sslmode": sfn.JsonPath.string_at("$.target_config.settings.sslmode"),
                     "confirm": sfn.JsonPath.string_at("$.plan.target.confirm"),
                 },
             },

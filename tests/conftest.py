@@ -40,12 +40,23 @@ from backproof.jobs.backup import BackupRequest, BackupResult, ProgressFn, run_b
 from backproof.pg.cluster import LocalCluster  # noqa: E402
 from backproof.pg.target import Target  # noqa: E402
 from backproof.store import BackupStore, open_store  # noqa: E402
+from tests.support.tls import TestAuthority, make_authority  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[LocalCluster]:
-    """One real cluster for the session; tests create their own databases in it."""
-    with LocalCluster(name="backproof-test") as cluster:
+def test_authority(tmp_path_factory: pytest.TempPathFactory) -> TestAuthority:
+    """A CA for the session's clusters. Deployed tasks verify RDS with the CA bundle the image
+    carries (BACKPROOF_RDS_CA_BUNDLE); tests that run the task point that at this CA, so
+    `verify-full` really verifies."""
+    directory = tmp_path_factory.mktemp("tls")
+    directory.chmod(0o755)
+    return make_authority(directory)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(test_authority: TestAuthority) -> Iterator[LocalCluster]:
+    """One real cluster for the session, serving TLS; tests create their own databases in it."""
+    with LocalCluster(name="backproof-test", tls=test_authority.server) as cluster:
         yield cluster
 
 

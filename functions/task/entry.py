@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, unquote, urlencode, urlparse
 
 import boto3
 import psycopg
@@ -41,6 +41,12 @@ MAX_CAUSE = 32_768
 # The engine names its error on stdout (`--json`); a run that printed no result did not finish.
 NO_RESULT = "TaskOutputMissing"
 ACTIONS = ("backup", "verify", "restore")
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# Configured databases: encrypted and the server proven by its certificate (the image carries
+# the RDS CA bundle, BACKPROOF_RDS_CA_BUNDLE). Temporary instances, created minutes earlier in
+# private subnets by the workflow itself: encrypted at least.
+DEFAULT_SSLMODE = "verify-full"
+TEMPORARY_INSTANCE_SSLMODE = "require"
 
 
 class RequestError(ValueError):
@@ -65,12 +71,26 @@ def _require(request: dict[str, Any], *keys: str) -> None:
         raise RequestError(f"request is missing {', '.join(missing)}")
 
 
+def tls_parameters(sslmode: str | None) -> dict[str, str]:
+    """libpq TLS settings for a connection: the mode asked for and, when it verifies the
+    server's certificate, the RDS CA bundle the image carries."""
+    mode = sslmode or DEFAULT_SSLMODE
+    if mode not in SSLMODES:
+        raise RequestError(f"sslmode {mode!r} is not one of {', '.join(SSLMODES)}")
+    params = {"sslmode": mode}
+    bundle = os.environ.get("BACKPROOF_RDS_CA_BUNDLE")
+    if mode in ("verify-ca", "verify-full") and bundle:
+        params["sslrootcert"] = bundle
+    return params
+
+
 def connection(
     secret: dict[str, Any],
     *,
     host: str | None = None,
     port: int | None = None,
     dbname: str | None = None,
+    sslmode: str | None = None,
 ) -> tuple[str, str]:
     """(URL without password, password) from an RDS-style secret; host/port may override."""
     user = secret.get("username")
@@ -81,7 +101,8 @@ def connection(
     port = port or int(secret.get("port", 5432))
     dbname = dbname or secret.get("dbname") or "postgres"
     return (
-        f"postgresql://{quote(str(user), safe='')}@{host}:{port}/{quote(str(dbname), safe='')}",
+        f"postgresql://{quote(str(user), safe='')}@{host}:{port}/{quote(str(dbname), safe='')}"
+        f"?{urlencode(tls_parameters(sslmode))}",
         str(password),
     )
 
@@ -95,7 +116,7 @@ def build(
     _require(request, "database")
     if action == "backup":
         _require(request, "tier", "secret_arn")
-        url, password = connection(secrets(request["secret_arn"]))
+        url, password = connection(secrets(request["secret_arn"]), sslmode=request.get("sslmode"))
         argv = [
             "backup",
             "--source-url",
@@ -119,9 +140,10 @@ def build(
             host=target["host"],
             port=int(target["port"]),
             dbname=target.get("dbname") or "postgres",
+            sslmode=TEMPORARY_INSTANCE_SSLMODE,
         )
     else:  # an existing configured database
-        url, password = connection(secrets(target["secret_arn"]))
+        url, password = connection(secrets(target["secret_arn"]), sslmode=target.get("sslmode"))
     if action == "verify":
         # The workflow created the server and deletes it; the engine only restores and checks.
         argv = [
@@ -165,14 +187,7 @@ def build(
 
 def ensure_database(url: str, password: str, dbname: str) -> None:
     """Create `dbname` on a fresh server (idempotent, so a retried task does not fail)."""
-    parsed = urlparse(url)
-    admin = Target.from_params(
-        host=parsed.hostname or "",
-        port=parsed.port or 5432,
-        user=unquote(parsed.username or ""),
-        dbname="postgres",
-        password=password,
-    )
+    admin = Target.from_url(url, what="target").with_params(dbname="postgres", password=password)
     try:
         create_database(admin, dbname)
     except psycopg.errors.DuplicateDatabase:

@@ -24,6 +24,9 @@ def test_example_configuration_is_valid() -> None:
     config = load(example())
     assert [db.name for db in config.databases] == ["orders"]
     assert set(config.databases[0].schedules) == {"daily", "weekly", "monthly"}
+    # TLS verifies the server's certificate unless the configuration says otherwise
+    assert config.databases[0].sslmode == "verify-full"
+    assert config.databases[0].settings()["sslmode"] == "verify-full"
 
 
 def _break(path: list[Any], value: Any) -> dict[str, Any]:
@@ -76,6 +79,7 @@ def _break(path: list[Any], value: Any) -> dict[str, Any]:
         (["databases", 0, "name"], "Orders DB", "field 'name' has an invalid value"),
         (["max_concurrent_verifications"], 0, "deployment: field 'max_concurrent_verifications'"),
         (["databases"], [], "field 'databases' must list at least one database"),
+        (["databases", 0, "sslmode"], "verify", "field 'sslmode' must be one of"),
     ],
 )
 def test_a_wrong_or_missing_field_is_named(path: list[Any], value: Any, message: str) -> None:

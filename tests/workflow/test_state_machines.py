@@ -25,6 +25,7 @@ from backproof.pg.cluster import LocalCluster
 from backproof.store import open_store
 from tests.conftest import MotoServer, SourceDatabase, take_backup
 from tests.infra.conftest import cdk_context, synthesize
+from tests.support.tls import TestAuthority
 
 from .conftest import SLOTS_KEY, SLOTS_TABLE, World, build_world, event, load_handlers, seed_orders
 from .deployment import Deployment, enable_execution, entered, patch_moto
@@ -38,9 +39,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture
-def target() -> Iterator[LocalCluster]:
-    """The server a temporary RDS instance would be."""
-    with LocalCluster(name="bp-target") as cluster:
+def target(test_authority: TestAuthority) -> Iterator[LocalCluster]:
+    """The server a temporary RDS instance would be (serving TLS, as RDS does)."""
+    with LocalCluster(name="bp-target", tls=test_authority.server) as cluster:
         yield cluster
 
 
@@ -50,6 +51,7 @@ def deployed(
     template: dict[str, Any],
     orders: SourceDatabase,
     target: LocalCluster,
+    test_authority: TestAuthority,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Deployment]:
     # Given the stack deployed into moto, with the orders database's secret configured
@@ -87,7 +89,13 @@ def deployed(
         return replace(state, host="127.0.0.1", port=target.port, secret_arn=instance)
 
     monkeypatch.setattr(handlers["describe_instance"], "describe_instance", as_local_server)
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), **moto_server.env}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        **moto_server.env,
+        # The image's RDS CA bundle: here the CA of the test clusters.
+        "BACKPROOF_RDS_CA_BUNDLE": str(test_authority.ca_file),
+    }
     deployment = Deployment(template, world, env)
     deployment.handlers = handlers  # type: ignore[attr-defined]
     deployment.deploy(source)

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from tests.conftest import MotoServer, SourceDatabase
+from tests.support.tls import TestAuthority
 
 from .conftest import ROOT, seed_orders
 
@@ -42,6 +43,13 @@ def secret(arn: str) -> dict[str, Any]:
     return SECRETS[arn]
 
 
+@pytest.fixture(autouse=True)
+def image_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The RDS CA bundle the task image carries."""
+    monkeypatch.setenv("BACKPROOF_RDS_CA_BUNDLE", "/opt/backproof/rds-global-bundle.pem")
+    return "/opt/backproof/rds-global-bundle.pem"
+
+
 def test_backup_command_line_carries_no_password() -> None:
     invocation = entry.build(
         "backup",
@@ -53,7 +61,7 @@ def test_backup_command_line_carries_no_password() -> None:
     assert invocation.argv == [
         "backup",
         "--source-url",
-        "postgresql://app@db.internal:5432/orders",
+        "postgresql://app@db.internal:5432/orders?sslmode=verify-full&sslrootcert=%2Fopt%2Fbackproof%2Frds-global-bundle.pem",
         "--store",
         "s3://bucket",
         "--database-name",
@@ -87,7 +95,7 @@ def test_restore_into_an_existing_database_needs_its_name_typed_back() -> None:
         "--database-name",
         "orders",
         "--target-url",
-        "postgresql://app@staging.internal:5433/orders_staging",
+        "postgresql://app@staging.internal:5433/orders_staging?sslmode=verify-full&sslrootcert=%2Fopt%2Fbackproof%2Frds-global-bundle.pem",
     ]
     assert invocation.argv[8:] == [
         "--table",
@@ -140,7 +148,7 @@ def test_verify_runs_against_the_given_server_with_the_operator_checks() -> None
         "--database-name",
         "orders",
         "--target-url",
-        "postgresql://backproof@bp-1.rds.internal:5432/postgres",
+        "postgresql://backproof@bp-1.rds.internal:5432/postgres?sslmode=require",
         "--assert",
         "SELECT true",
         "--fresh",
@@ -190,16 +198,31 @@ def test_outcome_takes_the_error_name_from_the_commands_result(
     assert entry.outcome(returncode, stdout, "backproof: source unreachable\n") == expected
 
 
+def test_configured_sslmode_is_used_and_a_bad_one_refused() -> None:
+    # Given a configured database whose settings ask for `require`
+    request = {"database": "orders", "tier": "daily", "secret_arn": "source", "sslmode": "require"}
+    # When the backup command line is built, then the URL carries that mode and no CA
+    invocation = entry.build("backup", request, secret, "s3://bucket", None)
+    assert invocation.argv[2] == "postgresql://app@db.internal:5432/orders?sslmode=require"
+    # And a mode libpq does not know is a bad request, not a silent downgrade
+    with pytest.raises(entry.RequestError, match="sslmode 'off'"):
+        entry.build("backup", {**request, "sslmode": "off"}, secret, "s3://bucket", None)
+
+
 def test_unknown_action_is_a_bad_request() -> None:
     with pytest.raises(entry.RequestError, match="unknown action 'dump'"):
         entry.build("dump", {"database": "orders"}, secret, "s3://b", None)
 
 
-def _task_env(moto_server: MotoServer, bucket: str, key: str) -> dict[str, str]:
-    """The container's environment as the task definition sets it, without a task token."""
+def _task_env(
+    moto_server: MotoServer, bucket: str, key: str, authority: TestAuthority
+) -> dict[str, str]:
+    """The container's environment as the image and task definition set it, without a task
+    token; the image's RDS CA bundle is the test clusters' CA."""
     return {
         "PATH": "/usr/bin:/bin",
         "HOME": str(Path.home()),
+        "BACKPROOF_RDS_CA_BUNDLE": str(authority.ca_file),
         **moto_server.env,
         "BACKPROOF_STORE": f"s3://{bucket}",
         "BACKPROOF_KMS_KEY_ID": key,
@@ -208,7 +231,10 @@ def _task_env(moto_server: MotoServer, bucket: str, key: str) -> dict[str, str]:
 
 
 def test_entry_point_process_backs_up_with_the_workflow_arguments(
-    moto_server: MotoServer, source_db: SourceDatabase, monkeypatch: pytest.MonkeyPatch
+    moto_server: MotoServer,
+    source_db: SourceDatabase,
+    test_authority: TestAuthority,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Given a bucket, key and connection secret on the loopback moto server
     seed_orders(source_db)
@@ -234,7 +260,7 @@ def test_entry_point_process_backs_up_with_the_workflow_arguments(
     # When the container's entry point runs with the command the workflow passes
     done = subprocess.run(
         [sys.executable, str(ROOT / "functions/task/entry.py"), "backup", request],
-        env=_task_env(moto_server, bucket, key),
+        env=_task_env(moto_server, bucket, key, test_authority),
         capture_output=True,
         text=True,
         check=False,
@@ -252,7 +278,7 @@ def test_entry_point_process_backs_up_with_the_workflow_arguments(
     missing = json.dumps({"database": "orders", "tier": "weekly", "secret_arn": arn + "-gone"})
     failed = subprocess.run(
         [sys.executable, str(ROOT / "functions/task/entry.py"), "backup", missing],
-        env=_task_env(moto_server, bucket, key),
+        env=_task_env(moto_server, bucket, key, test_authority),
         capture_output=True,
         text=True,
         check=False,

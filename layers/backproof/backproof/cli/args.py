@@ -62,6 +62,32 @@ def add_operator_check_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def add_tls_args(p: argparse.ArgumentParser, *, url_flag: str) -> None:
+    p.add_argument(
+        "--sslmode",
+        choices=SSLMODES,
+        help=f"TLS for {url_flag} (default: libpq's, or sslmode= in the URL)",
+    )
+    p.add_argument(
+        "--sslrootcert",
+        metavar="PATH",
+        help="CA certificates that verify the server (for verify-ca/verify-full), e.g. the "
+        "RDS bundle",
+    )
+
+
+def tls_params(args: argparse.Namespace) -> dict[str, str]:
+    """The TLS settings given on the command line (none: keep libpq's and the URL's)."""
+    return {
+        name: value
+        for name in ("sslmode", "sslrootcert")
+        if (value := getattr(args, name, None)) is not None
+    }
+
+
 def watching(args: argparse.Namespace) -> bool:
     """A person is watching: show progress (never with --json, never into a pipe)."""
     return not getattr(args, "json", False) and sys.stderr.isatty()

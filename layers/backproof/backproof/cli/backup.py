@@ -13,7 +13,7 @@ from ..jobs.backup import BackupRequest, run_backup
 from ..model.manifest import COMPRESSIONS, TIERS
 from ..pg.target import Target
 from ..store import open_store
-from .args import Subparsers, add_output_args, add_store_args, watching
+from .args import Subparsers, add_output_args, add_store_args, add_tls_args, tls_params, watching
 from .progress import StepProgress, backup_messages
 
 
@@ -38,12 +38,13 @@ def register(sub: Subparsers) -> None:
         help="record row counts only (faster; verification then cannot compare content)",
     )
     p.add_argument("--pg-bin-dir", type=Path, help="directory holding pg_dump to prefer")
+    add_tls_args(p, url_flag="--source-url")
     add_output_args(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    source = Target.from_url(args.source_url or "")
+    source = Target.from_url(args.source_url or "").with_params(**tls_params(args))
     store = open_store(args.store, kms_key_id=args.kms_key_id)
     request = BackupRequest(
         source=source,

@@ -13,7 +13,15 @@ from rich.console import Console
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..jobs.restore import RestoreRequest, restore_backup
 from ..store import open_store
-from .args import Subparsers, add_operator_check_args, add_output_args, add_store_args, watching
+from .args import (
+    Subparsers,
+    add_operator_check_args,
+    add_output_args,
+    add_store_args,
+    add_tls_args,
+    tls_params,
+    watching,
+)
 from .progress import StepProgress
 from .render import render_report
 from .verify import operator_checks
@@ -52,6 +60,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--pg-bin-dir", type=Path)
     add_operator_check_args(p)
+    add_tls_args(p, url_flag="--target-url")
     add_output_args(p)
     p.set_defaults(handler=run)
 
@@ -61,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     req = RestoreRequest(
         backup_id=args.backup_id,
         target_url=args.target_url,
+        target_tls=tls_params(args),
         database=args.database_name,
         tables=args.table,
         dry_run=args.dry_run,

@@ -17,7 +17,15 @@ from ..jobs.verify import VerifyOptions, verify_backup, verify_on_target
 from ..model.operator import OperatorChecks
 from ..pg.target import Target
 from ..store import open_store
-from .args import Subparsers, add_operator_check_args, add_output_args, add_store_args, watching
+from .args import (
+    Subparsers,
+    add_operator_check_args,
+    add_output_args,
+    add_store_args,
+    add_tls_args,
+    tls_params,
+    watching,
+)
 from .progress import StepProgress
 from .render import render_report
 
@@ -55,6 +63,7 @@ def register(sub: Subparsers) -> None:
         help="restore into a server you provide and remove yourself, instead of "
         "creating an instance (password from PGPASSWORD or a passfile)",
     )
+    add_tls_args(p, url_flag="--target-url")
     add_output_args(p)
     p.set_defaults(handler=run)
 
@@ -88,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     with StepProgress(watching(args)) as status:
         if args.target_url:
             admin = Target.from_url(args.target_url, what="target", flag="--target-url")
+            admin = admin.with_params(**tls_params(args))
             report = verify_on_target(
                 store,
                 store.find(args.backup_id, args.database_name),

@@ -38,6 +38,8 @@ ProgressFn = Callable[[str], None]
 class RestoreRequest:
     backup_id: str
     target_url: str
+    # libpq TLS settings (sslmode, sslrootcert) applied over the URL's.
+    target_tls: dict[str, str] = field(default_factory=dict)
     database: str | None = None
     tables: list[str] = field(default_factory=list)
     dry_run: bool = False
@@ -133,6 +135,7 @@ def plan_restore(store: BackupStore, req: RestoreRequest) -> tuple[RestorePlan, 
     """Validate everything and decide what would happen; touches nothing. BadInput (exit 2)
     on any problem with the request."""
     target = Target.from_url(req.target_url, what="target", flag="--target-url")
+    target = target.with_params(**req.target_tls)
     chosen = select_backup(store, req.backup_id, req.database, req.tables)
     selected, unresolved = chosen.tables, chosen.unresolved
     existing = user_relations(target)

@@ -100,6 +100,14 @@ class PgCtl:
         return [self.program, "-D", str(self.datadir), "-m", "immediate", "-w", "stop"]
 
 
+@dataclass(frozen=True)
+class ServerCertificate:
+    """A certificate and key for a local cluster's TLS (tests and demos bring their own CA)."""
+
+    cert_file: Path
+    key_file: Path
+
+
 @dataclass
 class LocalCluster:
     """A throwaway cluster. `major` picks the server version (nearest installed >= major)."""
@@ -107,6 +115,7 @@ class LocalCluster:
     major: int | None = None
     settings: dict[str, str] = field(default_factory=dict)
     name: str = "backproof"
+    tls: ServerCertificate | None = None
     port: int = 0
     password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     workdir: Path | None = None
@@ -134,11 +143,36 @@ class LocalCluster:
         try:
             self._run(InitDb(self.server, self.datadir, SUPERUSER, pwfile).argv)
             pwfile.unlink()
+            self._install_certificate(user)
             self._start_server()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _install_certificate(self, user: str | None) -> None:
+        """Copy the TLS material into the cluster's directory, readable by its server only
+        (PostgreSQL refuses a key others can read)."""
+        if self.tls is None:
+            return
+        for source, name in ((self.tls.cert_file, "server.crt"), (self.tls.key_file, "server.key")):
+            copy = self.workdir_path / name
+            shutil.copyfile(source, copy)
+            copy.chmod(0o600)
+            if user:
+                info = pwd.getpwnam(user)
+                os.chown(copy, info.pw_uid, info.pw_gid)
+        self.settings = {
+            **self.settings,
+            "ssl": "on",
+            "ssl_cert_file": str(self.workdir_path / "server.crt"),
+            "ssl_key_file": str(self.workdir_path / "server.key"),
+        }
+
+    @property
+    def workdir_path(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir
 
     def _start_server(self) -> None:
         opts = {

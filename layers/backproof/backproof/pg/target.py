@@ -47,7 +47,12 @@ class Target:
         return cls({k: v for k, v in params.items() if v is not None})
 
     def with_dbname(self, dbname: str) -> Target:
-        return Target({**self.params, "dbname": dbname})
+        return self.with_params(dbname=dbname)
+
+    def with_params(self, **params: Any) -> Target:
+        """A copy with these libpq parameters set (None removes one)."""
+        merged = {**self.params, **params}
+        return Target({k: v for k, v in merged.items() if v is not None})
 
     @property
     def dbname(self) -> str:
