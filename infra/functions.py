@@ -33,18 +33,21 @@ SLOTS_KEY = "verify-slots"
 
 
 def layer_directory(configured: str | None) -> Path:
-    """The built layer (a directory holding `python/`); built on first synth when missing."""
+    """The built layer (a directory holding `python/`). The default one is (re)built whenever
+    the engine's sources changed since it was built, so a synth never packs a stale engine."""
     path = Path(configured) if configured else DEFAULT_LAYER_DIR
     if not path.is_absolute():
         path = REPO_ROOT / path
-    if not (path / "python").is_dir():
-        if configured:
+    if configured:
+        if not (path / "python").is_dir():
             raise FileNotFoundError(
                 f"layer directory {path} has no python/ folder; run layers/build.py"
             )
-        subprocess.run(
-            [sys.executable, str(REPO_ROOT / "layers" / "build.py"), "--out", str(path)], check=True
-        )
+        return path
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "layers" / "build.py"), "--out", str(path), "--if-stale"],
+        check=True,
+    )
     return path
 
 

@@ -10,6 +10,7 @@ boto3/botocore are left out: the Lambda runtime provides them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -64,8 +65,29 @@ def pip_install(target: Path, requirements: list[str], *, binary_only: bool) -> 
     subprocess.run([*command, *requirements], check=True)
 
 
+STAMP = ".source-digest"
+
+
+def source_digest() -> str:
+    """What the layer is built from: the package's files, its metadata and the pinned
+    dependencies. A layer whose stamp differs is stale and is rebuilt."""
+    digest = hashlib.sha256()
+    digest.update("\n".join((PYTHON_VERSION, *PLATFORMS, *DEPENDENCIES)).encode())
+    files = [ROOT / "pyproject.toml", *sorted((ROOT / "layers" / "backproof").rglob("*.py"))]
+    for path in files:
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def is_current(out: Path) -> bool:
+    stamp = out / STAMP
+    return (out / "python").is_dir() and stamp.is_file() and stamp.read_text() == source_digest()
+
+
 def build(out: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix="backproof-layer-"))
+    digest = source_digest()
     try:
         site = staging / "python"
         pip_install(site, list(DEPENDENCIES), binary_only=True)
@@ -78,6 +100,8 @@ def build(out: Path) -> Path:
             shutil.rmtree(cache, ignore_errors=True)
         if not any(site.glob("psycopg_binary*")):
             raise SystemExit("layer build: no psycopg-binary wheel for aarch64 was installed")
+        # The stamp sits beside python/, so it is not part of the layer's contents.
+        (staging / STAMP).write_text(digest)
         if out.exists():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +114,12 @@ def build(out: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory to create")
+    parser.add_argument(
+        "--if-stale", action="store_true", help="do nothing when the layer matches the sources"
+    )
     args = parser.parse_args()
+    if args.if_stale and is_current(args.out.resolve()):
+        return
     out = build(args.out.resolve())
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"layer built in {out} ({size / 2**20:.1f} MiB unzipped)")
