@@ -20,6 +20,7 @@ from constructs import Construct
 
 from backproof.contract import (
     METRIC_BACKUP_BYTES,
+    METRIC_INSTANCES_NOT_DELETED,
     METRIC_LEAKED_INSTANCES,
     METRIC_RESTORE_SECONDS,
     METRIC_VERIFIED_AGE_HOURS,
@@ -140,6 +141,16 @@ class Monitoring(Construct):
             app_metric(METRIC_LEAKED_INSTANCES, JANITOR_SERVICE, None, "Sum", Duration.hours(1)),
             "The janitor found a temporary instance past its expiry and deleted it: a verify or "
             "restore execution did not clean up. Find the execution named in the instance's tags.",
+        )
+
+        alarm(
+            "InstanceNotDeleted",
+            app_metric(
+                METRIC_INSTANCES_NOT_DELETED, JANITOR_SERVICE, None, "Sum", Duration.hours(1)
+            ),
+            "The janitor found an expired temporary instance it could not delete (refused by the "
+            "engine's guard, by IAM, or by RDS). It keeps costing money and holds a copy of the "
+            "data: the janitor's log names it and the reason; delete it by hand once understood.",
         )
 
         for db in config.databases:

@@ -29,6 +29,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         storage_gb=field(event, "storage_gb", int),
         kms_key_id=SETTINGS.kms_key_id,
         ttl=INSTANCE_TTL,
+        deployment=SETTINGS.deployment,
     )
     create_instance(
         rds(),

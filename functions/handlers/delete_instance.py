@@ -9,8 +9,11 @@ from botocore.exceptions import ClientError
 from backproof.instances.rds import delete_instance
 
 from .clients import rds
+from .env import settings
 from .events import field
 from .observability import logger, tracer
+
+SETTINGS = settings()
 
 
 class InstanceBusy(RuntimeError):
@@ -22,7 +25,7 @@ class InstanceBusy(RuntimeError):
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     identifier = field(event, "instance_id")
     try:
-        started = delete_instance(rds(), identifier)
+        started = delete_instance(rds(), identifier, deployment=SETTINGS.deployment)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "InvalidDBInstanceState":

@@ -11,11 +11,12 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from backproof.contract import (
+    METRIC_INSTANCES_NOT_DELETED,
     METRIC_LEAKED_INSTANCES,
     METRIC_STALE_SLOTS,
     METRIC_VERIFIED_AGE_HOURS,
 )
-from backproof.instances.rds import delete_expired
+from backproof.instances.janitor import delete_expired
 from backproof.model.report import VERIFIED, verification_status
 
 from .aws import release_stale_slots
@@ -48,11 +49,15 @@ def verified_age_hours(database: str, now: datetime) -> float:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     aws = clients()
-    deleted = delete_expired(aws["rds"], now=now)
+    sweep = delete_expired(aws["rds"], SETTINGS.deployment, now=now)
+    deleted = sweep.deleted
     freed = release_stale_slots(
         aws["dynamodb"], aws["stepfunctions"], JANITOR.slots_table, JANITOR.slots_key
     )
     metrics.add_metric(name=METRIC_LEAKED_INSTANCES, unit=MetricUnit.Count, value=len(deleted))
+    metrics.add_metric(
+        name=METRIC_INSTANCES_NOT_DELETED, unit=MetricUnit.Count, value=len(sweep.skipped)
+    )
     metrics.add_metric(name=METRIC_STALE_SLOTS, unit=MetricUnit.Count, value=len(freed))
     ages = {}
     for database in JANITOR.databases:
@@ -66,9 +71,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             metric.add_dimension(name="database", value=database)
     if deleted:
         logger.warning("deleted expired temporary instances", extra={"instances": deleted})
+    if sweep.skipped:
+        logger.error("expired temporary instances not deleted", extra={"skipped": sweep.skipped})
     return {
         "deleted": deleted,
         "deleted_count": len(deleted),
+        "skipped": sweep.skipped,
         "released_slots": freed,
         "verified_age_hours": ages,
     }

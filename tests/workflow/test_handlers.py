@@ -224,9 +224,11 @@ def test_janitor_deletes_expired_instances_and_frees_stale_slots(
     handlers = as_function(JANITOR_SERVICE, world, monkeypatch)
     rds = boto3.client("rds")
     settings = RdsSettings(
-        subnet_group="backproof-verify", security_group_ids=[world.security_group_id]
+        subnet_group="backproof-verify",
+        security_group_ids=[world.security_group_id],
+        deployment=world.env()["BACKPROOF_DEPLOYMENT"],
     )
-    # Given one instance past its expiry and one still in use
+    # Given one instance past its expiry and one still in use, both of this deployment
     old = create_instance(
         rds,
         major=15,
@@ -246,6 +248,7 @@ def test_janitor_deletes_expired_instances_and_frees_stale_slots(
     )
     result = handlers["janitor"].handler(event("handlers/janitor"), CTX)
     assert result["deleted"] == [old] and result["deleted_count"] == 1
+    assert result["skipped"] == []
     assert result["released_slots"] == ["gone"]
     remaining = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]]
     assert fresh in remaining and old not in remaining

@@ -277,7 +277,10 @@ def test_janitor_workflow_deletes_a_leaked_instance_and_says_so(deployed: Deploy
     create_instance(
         boto3.client("rds"),
         major=15,
-        settings=RdsSettings(subnet_group="backproof-verify"),
+        settings=RdsSettings(
+            subnet_group="backproof-verify",
+            deployment=deployed.world.env()["BACKPROOF_DEPLOYMENT"],
+        ),
         identifier="bp-leaked",
         now=datetime.now(UTC) - timedelta(days=2),
     )

@@ -77,6 +77,10 @@ class VerificationFailed(JobFailed):
     """The restored database differs from what the manifest recorded."""
 
 
+class DeletionRefused(BackproofError):
+    """The engine will not delete this: it is not something backproof created to throw away."""
+
+
 class Interrupted(BackproofError):
     """SIGINT or SIGTERM arrived; the job was stopped and cleaned up."""
 

@@ -22,8 +22,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError, WaiterError
 
-from ..contract import BACKUP_TAG, EPHEMERAL_TAG, EXPIRES_TAG, INSTANCE_PREFIX
-from ..errors import BackproofError, BadInput, JobFailed
+from ..contract import BACKUP_TAG, DEPLOYMENT_TAG, EPHEMERAL_TAG, EXPIRES_TAG, INSTANCE_PREFIX
+from ..errors import BackproofError, BadInput, DeletionRefused, JobFailed
 from ..pg.target import Target
 from .base import Instance
 
@@ -34,7 +34,9 @@ DEFAULT_TTL = timedelta(hours=6)
 # Creating an RDS instance usually takes 5-15 minutes; beyond this something is wrong.
 AVAILABLE_TIMEOUT_S = 45 * 60
 _GONE = ("DBInstanceNotFound", "DBInstanceNotFoundFault")
-_DELETING = ("deleting",)
+DELETING_STATES = ("deleting",)
+# The deployment tag of instances the command line creates (a deployed stack uses its name).
+CLI_DEPLOYMENT = "cli"
 
 
 @dataclass
@@ -48,6 +50,8 @@ class RdsSettings:
     kms_key_id: str | None = None  # storage encryption key; None: the AWS managed key
     ttl: timedelta = DEFAULT_TTL
     region: str | None = None
+    # Tagged on every instance; the deployment's janitor sweeps only its own.
+    deployment: str = CLI_DEPLOYMENT
 
     def validate(self) -> RdsSettings:
         if not self.subnet_group:
@@ -97,6 +101,7 @@ def create_instance(
     tags = [
         {"Key": EPHEMERAL_TAG, "Value": "true"},
         {"Key": EXPIRES_TAG, "Value": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        {"Key": DEPLOYMENT_TAG, "Value": settings.deployment},
     ]
     if backup_id:
         tags.append({"Key": BACKUP_TAG, "Value": backup_id})
@@ -142,10 +147,10 @@ def describe_instance(rds: Any, identifier: str) -> InstanceState | None:
         if exc.response.get("Error", {}).get("Code") in _GONE:
             return None
         raise
-    return _state(db)
+    return state_of(db)
 
 
-def _state(db: dict[str, Any]) -> InstanceState:
+def state_of(db: dict[str, Any]) -> InstanceState:
     endpoint = db.get("Endpoint") or {}
     secret = db.get("MasterUserSecret") or {}
     return InstanceState(
@@ -176,8 +181,35 @@ def wait_available(
     return state
 
 
-def delete_instance(rds: Any, identifier: str) -> bool:
-    """Delete without a final snapshot; True if a deletion was started, False if already gone."""
+def refusal(state: InstanceState, deployment: str | None = None) -> str | None:
+    """Why the engine must not delete this instance, or None when it may: only instances named
+    with the prefix and tagged ephemeral (and, given a deployment, tagged with it) are
+    backproof's to throw away. IAM says the same; this is the line that does not depend on
+    how IAM was configured."""
+    if not state.identifier.startswith(INSTANCE_PREFIX):
+        return f"its name does not start with {INSTANCE_PREFIX!r}"
+    if not is_ephemeral(state):
+        return f"it is not tagged {EPHEMERAL_TAG}=true"
+    owner = state.tags.get(DEPLOYMENT_TAG)
+    if deployment is not None and owner != deployment:
+        return f"it belongs to deployment {owner!r}, not {deployment!r}"
+    return None
+
+
+def delete_instance(rds: Any, identifier: str, *, deployment: str | None = None) -> bool:
+    """Delete without a final snapshot; True if a deletion was started, False if already gone.
+    DeletionRefused for anything that is not a temporary instance of ours (see `refusal`)."""
+    state = describe_instance(rds, identifier)
+    if state is None:
+        return False
+    reason = refusal(state, deployment)
+    if reason is not None:
+        raise DeletionRefused(
+            f"refusing to delete RDS instance {identifier}: {reason}; backproof deletes only "
+            "the temporary instances it created"
+        )
+    if state.status in DELETING_STATES:
+        return False
     try:
         rds.delete_db_instance(
             DBInstanceIdentifier=identifier, SkipFinalSnapshot=True, DeleteAutomatedBackups=True
@@ -188,7 +220,7 @@ def delete_instance(rds: Any, identifier: str) -> bool:
             return False
         if code == "InvalidDBInstanceState":
             state = describe_instance(rds, identifier)
-            if state is None or state.status in _DELETING:
+            if state is None or state.status in DELETING_STATES:
                 return False
         raise
     return True
@@ -206,26 +238,6 @@ def expiry(state: InstanceState) -> datetime | None:
         return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         return None
-
-
-def delete_expired(rds: Any, now: datetime | None = None) -> list[str]:
-    """The janitor: delete every ephemeral backproof instance past its expiry.
-
-    Only instances tagged ephemeral are considered; one without a readable expiry is treated
-    as expired (it cannot be trusted to be cleaned up otherwise). Returns the identifiers whose
-    deletion was started.
-    """
-    now = now or datetime.now(UTC)
-    deleted = []
-    for page in rds.get_paginator("describe_db_instances").paginate():
-        for db in page.get("DBInstances", []):
-            state = _state(db)
-            if not is_ephemeral(state) or state.status in _DELETING:
-                continue
-            expires = expiry(state)
-            if (expires is None or expires <= now) and delete_instance(rds, state.identifier):
-                deleted.append(state.identifier)
-    return deleted
 
 
 def master_credentials(secrets_client: Any, secret_arn: str) -> tuple[str, str]:
@@ -286,7 +298,7 @@ class RdsInstance(Instance):
 
     def teardown(self) -> None:
         if self.identifier:
-            delete_instance(self.rds, self.identifier)
+            delete_instance(self.rds, self.identifier, deployment=self.settings.deployment)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -296,4 +308,5 @@ class RdsInstance(Instance):
             "server_version": self.state.engine_version if self.state else None,
             "instance_class": self.settings.instance_class,
             "seconds_to_available": self.seconds_to_available,
+            "restore_as": "rds-master",  # RDS has no superuser: always its master user
         }
