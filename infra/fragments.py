@@ -19,7 +19,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from backproof.contract import ERROR_INSTANCE_BUSY, INSTANCE_PREFIX, RETRYABLE_TASK_ERRORS
+from backproof.contract import (
+    ERROR_INSTANCE_BUSY,
+    EXECUTION_TAG,
+    INSTANCE_PREFIX,
+    RETRYABLE_TASK_ERRORS,
+)
 
 # Polling a new RDS instance: creation takes 5-20 minutes; give up after an hour.
 POLL_INTERVAL = Duration.seconds(60)
@@ -137,6 +142,8 @@ class Fragments:
                 "TaskDefinition": self.res.task_definition_arn,
                 "LaunchType": "FARGATE",
                 "PropagateTags": "TASK_DEFINITION",
+                # Lets the task be found and stopped when this execution ends without it.
+                "Tags": [{"Key": EXECUTION_TAG, "Value.$": "$$.Execution.Id"}],
                 "NetworkConfiguration": {
                     "AwsvpcConfiguration": {
                         "Subnets.$": f"{settings}.subnet_ids",
@@ -177,7 +184,12 @@ class Fragments:
             ),
             iam.PolicyStatement(
                 actions=["ecs:StopTask", "ecs:DescribeTasks"],
-                resources=[_task_arn_pattern(self.res.cluster_arn)],
+                resources=[task_arn_pattern(self.res.cluster_arn)],
+            ),
+            iam.PolicyStatement(
+                actions=["ecs:TagResource"],
+                resources=[task_arn_pattern(self.res.cluster_arn)],
+                conditions={"StringEquals": {"ecs:CreateAction": "RunTask"}},
             ),
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
@@ -391,7 +403,7 @@ class Fragments:
         return name.next(create).next(init).next(wait).next(describe).next(choice)
 
 
-def _task_arn_pattern(cluster_arn: str) -> str:
+def task_arn_pattern(cluster_arn: str) -> str:
     """arn:aws:ecs:REGION:ACCOUNT:cluster/NAME -> arn:aws:ecs:REGION:ACCOUNT:task/NAME/*"""
     parts = Fn.split(":cluster/", cluster_arn)
     return Fn.join("", [Fn.select(0, parts), ":task/", Fn.select(1, parts), "/*"])

@@ -101,6 +101,12 @@ SPECS = {
         "Delete expired temporary instances, free stale slots",
         Duration.minutes(5),
     ),
+    "stop_tasks": FunctionSpec(
+        "handlers.stop_tasks.handler",
+        "Stop the dump/restore task of an execution that ended badly",
+        Duration.minutes(1),
+        256,
+    ),
 }
 
 

@@ -186,6 +186,18 @@ def acknowledge(
                 "Deletes (or untags) only bp-* instances carrying the backproof:ephemeral tag "
                 "(statement condition).",
             )
+    stop_tasks = _policy(functions["stop_tasks"].role)
+    _wild(
+        stop_tasks,
+        task_arn_resource,
+        "Stops the tasks of an ended execution in the backproof cluster; task ids are generated.",
+    )
+    _wild(
+        stop_tasks,
+        "*",
+        "ecs:ListTasks supports no resource-level permission; the statement's ecs:cluster "
+        "condition limits it to the backproof cluster.",
+    )
     _wild(
         _policy(functions["janitor"].role),
         janitor_execution_resource,

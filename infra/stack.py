@@ -20,6 +20,7 @@ from .networking import Networking
 from .schedules import Schedules
 from .settings import DatabaseSettings
 from .storage import BackupStorage
+from .task_stopper import TaskStopper
 from .workflows import BackupWorkflow, JanitorWorkflow, RestoreWorkflow, VerifyWorkflow
 
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
@@ -106,6 +107,13 @@ class BackproofStack(Stack):
                     actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[storage.key.key_arn]
                 )
             )
+        TaskStopper(
+            self,
+            "TaskStopper",
+            function=functions.fn["stop_tasks"],
+            cluster_arn=compute.cluster_arn,
+            machines=[backup.state_machine, verify.state_machine, restore.state_machine],
+        )
         Schedules(
             self,
             "Schedules",

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +28,17 @@ from urllib.parse import quote, unquote, urlencode, urlparse
 
 import boto3
 import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
 
 from backproof.contract import ERROR_VERIFICATION_FAILED
 from backproof.pg.database import create_database
 from backproof.pg.target import Target
 
 HEARTBEAT_SECONDS = 60
+# How long the command gets to clean up after SIGTERM before it is killed.
+STOP_GRACE_SECONDS = 60
+# SendTaskHeartbeat errors that mean the execution stopped waiting for this task.
+WORKFLOW_GONE = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
 # Step Functions limits: error name 256 characters, cause 32,768, output 256 KiB.
 # https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskFailure.html
 MAX_ERROR = 256
@@ -180,6 +185,8 @@ def build(
         # target's own database name typed back, which the secret holds.
         argv += ["--clean", "--confirm", _dbname(url)]
     fresh = _dbname(url) if "host" in target else None
+    if fresh:  # a new instance holds none of the source's roles: create them first
+        argv.append("--create-roles")
     return Invocation(
         [*argv, "--json"], {"PGPASSWORD": password}, target_url=url, create_database=fresh
     )
@@ -243,25 +250,71 @@ def _cli() -> list[str]:
     return [str(beside)] if beside.exists() else [shutil.which("backproof") or "backproof"]
 
 
-def run(invocation: Invocation) -> subprocess.CompletedProcess[str]:
-    """Run `backproof`, echoing its output to our log; forward SIGTERM so it cleans up."""
-    env = {**os.environ, **invocation.env}
-    env.pop("BACKPROOF_TASK_TOKEN", None)
-    child = subprocess.Popen(
-        [*_cli(), *invocation.argv],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    previous = signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
+class Child:
+    """The `backproof` process: its output reaches our log line by line as it is produced
+    (CloudWatch shows a long job while it runs), stdout is also kept for the JSON result."""
+
+    def __init__(self, invocation: Invocation) -> None:
+        env = {**os.environ, **invocation.env}
+        env.pop("BACKPROOF_TASK_TOKEN", None)
+        self.proc = subprocess.Popen(
+            [*_cli(), *invocation.argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._echo, args=(self.proc.stdout, sys.stdout, self.stdout)),
+            threading.Thread(target=self._echo, args=(self.proc.stderr, sys.stderr, self.stderr)),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _echo(stream: Any, to: Any, kept: list[str]) -> None:
+        for line in stream:
+            kept.append(line)
+            to.write(line)
+            to.flush()
+
+    def stop(self, grace_s: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM (the command cleans up: pg_restore's workers killed, instances torn down),
+        then SIGKILL if it has not ended within the grace period."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def wait(self) -> subprocess.CompletedProcess[str]:
+        code = self.proc.wait()
+        for reader in self._readers:
+            reader.join()
+        return subprocess.CompletedProcess(
+            self.proc.args, code, "".join(self.stdout), "".join(self.stderr)
+        )
+
+
+def run(
+    invocation: Invocation, workflow: Workflow | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `backproof` to its end; forward SIGTERM so it cleans up; stop it as soon as the
+    workflow it reports to is gone (timed out, stopped, failed elsewhere)."""
+    child = Child(invocation)
+    previous = signal.signal(signal.SIGTERM, lambda *_: child.proc.send_signal(signal.SIGTERM))
     try:
-        stdout, stderr = child.communicate()
+        if workflow is None:
+            return child.wait()
+        with workflow.heartbeats(on_gone=child.stop):
+            return child.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    sys.stdout.write(stdout)
-    sys.stderr.write(stderr)
-    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
 class Workflow:
@@ -270,28 +323,55 @@ class Workflow:
     def __init__(self, token: str | None) -> None:
         self.token = token or ""
         self.client = boto3.client("stepfunctions") if token else None
+        # Why the workflow stopped listening, once it has (then no result is sent).
+        self.gone: str | None = None
 
     def fail(self, error: str, cause: str) -> int:
         print(json.dumps({"error": error, "cause": cause}), file=sys.stderr)
-        if self.client:
+        if self.client and self.gone is None:
             self.client.send_task_failure(
                 taskToken=self.token, error=error[:MAX_ERROR], cause=cause[:MAX_CAUSE]
             )
         return 1
 
     def succeed(self, output: dict[str, Any]) -> int:
-        if self.client:
+        if self.client and self.gone is None:
             self.client.send_task_success(taskToken=self.token, output=json.dumps(output))
         return 0
 
+    def beat(self) -> bool:
+        """One heartbeat; False once the workflow has stopped waiting for this task. Transient
+        errors (throttling, the network) are logged and the next beat tries again."""
+        assert self.client is not None
+        try:
+            self.client.send_task_heartbeat(taskToken=self.token)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in WORKFLOW_GONE:
+                self.gone = code
+                return False
+            print(f"heartbeat failed, will retry: {code or exc}", file=sys.stderr, flush=True)
+        except BotoCoreError as exc:
+            print(f"heartbeat failed, will retry: {exc}", file=sys.stderr, flush=True)
+        return True
+
     @contextmanager
-    def heartbeats(self) -> Iterator[None]:
-        """Tell the workflow every minute that the task is alive (its HeartbeatSeconds is 600)."""
+    def heartbeats(self, on_gone: Callable[[], None]) -> Iterator[None]:
+        """Tell the workflow the task is alive (its HeartbeatSeconds is 600); when it no longer
+        listens, call `on_gone` (stop the work: nobody would act on its result)."""
         stop = threading.Event()
+        interval = float(os.environ.get("BACKPROOF_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS))
 
         def beat() -> None:
-            while not stop.wait(HEARTBEAT_SECONDS):
-                self.client.send_task_heartbeat(taskToken=self.token)  # type: ignore[union-attr]
+            while not stop.wait(interval):
+                if not self.beat():
+                    print(
+                        f"the workflow no longer waits for this task ({self.gone}); stopping",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    on_gone()
+                    return
 
         if self.client:
             threading.Thread(target=beat, daemon=True).start()
@@ -333,8 +413,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         except Exception as exc:
             return workflow.fail("TargetUnavailable", f"{type(exc).__name__}: {exc}")
-    with workflow.heartbeats():
-        finished = run(invocation)
+    finished = run(invocation, workflow)
+    if workflow.gone is not None:
+        print(f"stopped: the workflow is gone ({workflow.gone})", file=sys.stderr)
+        return 1
     ok, payload, cause = outcome(finished.returncode, finished.stdout, finished.stderr)
     if not ok:
         return workflow.fail(str(payload), cause)

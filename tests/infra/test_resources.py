@@ -7,6 +7,8 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from infra.functions import SPECS
+
 from .conftest import Synth
 
 
@@ -205,7 +207,7 @@ def test_dump_and_restore_run_as_arm64_fargate_tasks_with_room_to_restore(synth:
 
 def test_functions_are_arm64_traced_with_the_layer(synth: Synth) -> None:
     functions = resources(synth.template, "AWS::Lambda::Function")
-    assert len(functions) == 9
+    assert len(functions) == len(SPECS)
     for fn in functions.values():
         props = fn["Properties"]
         assert props["Architectures"] == ["arm64"]

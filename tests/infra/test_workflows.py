@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
-import sys
 from typing import Any
 
 import entry
 import pytest
 
+from backproof.contract import EXECUTION_TAG
+
 from .asl import FAIL, cycles, definition, edges, machines, paths_skipping
-from .conftest import ROOT, Synth
+from .conftest import Synth
 
 DELETE = "DeleteInstance"
 HANDOVER = "KeepInstance"  # an operator restore hands the instance over instead of deleting it
@@ -154,9 +156,6 @@ def test_logging_and_tracing_on_every_machine(synth: Synth) -> None:
 
 
 def test_every_task_action_is_one_the_container_entry_point_knows(synth: Synth) -> None:
-
-    sys.path.insert(0, str(ROOT / "functions" / "task"))
-
     seen = set()
     for name in machines(synth.template):
         for state in states_of(synth, name).values():
@@ -164,3 +163,24 @@ def test_every_task_action_is_one_the_container_entry_point_knows(synth: Synth) 
                 command = state["Parameters"]["Overrides"]["ContainerOverrides"][0]["Command.$"]
                 seen.add(re.match(r"States\.Array\('(\w+)'", command).group(1))  # type: ignore[union-attr]
     assert seen == set(entry.ACTIONS)
+
+
+def test_an_execution_that_ends_badly_has_its_task_stopped(synth: Synth) -> None:
+    # Every dump/restore task carries the execution that started it
+    tasks = [
+        state
+        for name in machines(synth.template)
+        for state in states_of(synth, name).values()
+        if state.get("Resource", "").startswith("arn:aws:states:::ecs:runTask")
+    ]
+    assert tasks
+    for state in tasks:
+        assert state["Parameters"]["Tags"] == [{"Key": EXECUTION_TAG, "Value.$": "$$.Execution.Id"}]
+    # and an execution that fails, times out or is stopped reaches the function that stops them
+    (rule,) = [r for r in synth.template["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
+    assert len(pattern["detail"]["stateMachineArn"]) == 3
+    (target,) = rule["Properties"]["Targets"]
+    assert "StopTasks" in json.dumps(target["Arn"])

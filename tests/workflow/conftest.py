@@ -34,6 +34,7 @@ HANDLERS = (
     "record",
     "validate_restore",
     "janitor",
+    "stop_tasks",
 )
 SLOTS_TABLE = "backproof-slots"
 SLOTS_KEY = "verify-slots"

@@ -95,7 +95,11 @@ def patch_moto(monkeypatch: pytest.MonkeyPatch, handlers: dict[str, ModuleType])
     # already run tasks holds objects that cannot be copied, so fall back to a shallow copy.
 
     monkeypatch.setattr(sfn_models, "copy", _TolerantCopy())
-    # moto's RunTask with awsvpc networking reads an attribute its ENI model lacks.
+    patch_moto_eni(monkeypatch)
+
+
+def patch_moto_eni(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's RunTask with awsvpc networking reads an attribute its ENI model lacks."""
     if not hasattr(NetworkInterface, "private_dns_name"):
         monkeypatch.setattr(
             NetworkInterface,

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
+from backproof.contract import EXECUTION_TAG
 from backproof.instances.rds import RdsSettings, create_instance
 from backproof.store import open_store
 from infra.monitoring import JANITOR_SERVICE, RECORD_SERVICE
@@ -25,6 +26,7 @@ from .conftest import (
     event,
     load_handlers,
 )
+from .deployment import patch_moto_eni
 
 CTX = LambdaContext()
 
@@ -283,3 +285,49 @@ def test_schedule_sample_is_what_the_schedules_send() -> None:
 
     assert event("backup-schedule") == backup_payload("orders", "daily")
     assert event("janitor-schedule") == {}
+
+
+def test_an_ended_execution_has_its_task_stopped(
+    handlers: dict[str, ModuleType], world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a restore task started by an execution, and a task of another execution
+    patch_moto_eni(monkeypatch)
+    ecs = boto3.client("ecs")
+    cluster = ecs.create_cluster(clusterName="backproof")["cluster"]["clusterArn"]
+    family = ecs.register_task_definition(
+        family="backproof-task",
+        containerDefinitions=[{"name": "task", "image": "backproof", "memory": 512}],
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+    )["taskDefinition"]["taskDefinitionArn"]
+    sample = event("handlers/stop_tasks")
+    execution = sample["detail"]["executionArn"]
+
+    def start(of: str) -> str:
+        return ecs.run_task(
+            cluster=cluster,
+            taskDefinition=family,
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": world.subnet_ids,
+                    "securityGroups": [world.security_group_id],
+                }
+            },
+            tags=[{"key": EXECUTION_TAG, "value": of}],
+        )["tasks"][0]["taskArn"]
+
+    orphan, other = start(execution), start(execution + "-other")
+    monkeypatch.setenv("BACKPROOF_CLUSTER", cluster)
+    # When its execution times out (EventBridge reports the status change)
+    result = handlers["stop_tasks"].handler(sample, CTX)
+    # Then that task is stopped, the other execution's is not
+    assert result["stopped"] == [orphan]
+    tasks = ecs.describe_tasks(cluster=cluster, tasks=[orphan, other])["tasks"]
+    desired = {t["taskArn"]: t["desiredStatus"] for t in tasks}
+    assert desired == {orphan: "STOPPED", other: "RUNNING"}
+    # And an execution that succeeded stops nothing
+    succeeded = {**sample, "detail": {**sample["detail"], "status": "SUCCEEDED"}}
+    assert handlers["stop_tasks"].handler(succeeded, CTX)["stopped"] == []

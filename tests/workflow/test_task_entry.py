@@ -6,19 +6,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import boto3
+import entry
 import pytest
 
 from tests.conftest import MotoServer, SourceDatabase
 from tests.support.tls import TestAuthority
 
 from .conftest import ROOT, seed_orders
-
-sys.path.insert(0, str(ROOT / "functions" / "task"))
-import entry
+from .deployment import enable_execution
 
 SECRETS = {
     "source": {
@@ -123,6 +123,7 @@ def test_restore_into_a_new_instance_creates_the_database_first() -> None:
     }
     invocation = entry.build("restore", request, secret, "s3://bucket", None)
     assert "--clean" not in invocation.argv
+    assert "--create-roles" in invocation.argv  # the new instance lacks the source's roles
     assert invocation.create_database == "orders"
     assert invocation.env == {"PGPASSWORD": "s3cr3t-rds"}
 
@@ -286,3 +287,57 @@ def test_entry_point_process_backs_up_with_the_workflow_arguments(
     )
     assert failed.returncode == 1
     assert json.loads(failed.stderr.strip().splitlines()[-1])["error"] == "SecretUnavailable"
+
+
+STAND_IN = """#!{python}
+import signal, sys, time
+from pathlib import Path
+
+def stopped(signum, frame):
+    Path({marker!r}).write_text("SIGTERM")
+    sys.exit(130)
+
+signal.signal(signal.SIGTERM, stopped)
+print("restoring...", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_task_whose_workflow_is_gone_stops_its_command(
+    moto_server: MotoServer, tmp_path: Path, test_authority: TestAuthority
+) -> None:
+    # Given a long-running command (a stand-in for a restore that would go on rewriting the
+    # target) and a task token the workflow no longer waits for (its execution timed out)
+    enable_execution(moto_server.endpoint)
+    marker = tmp_path / "stopped"
+    command = tmp_path / "backproof"
+    command.write_text(STAND_IN.format(python=sys.executable, marker=str(marker)))
+    command.chmod(0o755)
+    sm = boto3.client("secretsmanager", endpoint_url=moto_server.endpoint)
+    arn = sm.create_secret(
+        Name="gone", SecretString=json.dumps({"username": "u", "password": "p", "host": "h"})
+    )["ARN"]
+    env = {
+        **_task_env(moto_server, "bucket", "key", test_authority),
+        "BACKPROOF_CLI": str(command),
+        "BACKPROOF_TASK_TOKEN": "token-of-an-execution-that-ended",
+        "BACKPROOF_HEARTBEAT_SECONDS": "1",
+    }
+    request = json.dumps({"database": "orders", "tier": "daily", "secret_arn": arn})
+    # When the task runs
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "functions/task/entry.py"), "backup", request],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=90,
+    )
+    # Then its first heartbeat finds the workflow gone and the command is stopped (SIGTERM, so
+    # it cleans up) long before it would have finished; its output was passed through as it came
+    assert marker.read_text() == "SIGTERM"
+    assert time.monotonic() - started < 60
+    assert done.returncode == 1
+    assert "restoring..." in done.stdout
+    assert "the workflow no longer waits for this task (InvalidToken)" in done.stderr

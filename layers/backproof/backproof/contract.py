@@ -20,6 +20,9 @@ EPHEMERAL_TAG = "backproof:ephemeral"
 EXPIRES_TAG = "backproof:expires-at"
 BACKUP_TAG = "backproof:backup-id"
 DEPLOYMENT_TAG = "backproof:deployment"
+# On every dump/restore task: the execution that started it, so an execution that ends
+# (timed out, failed, stopped) can have its task stopped.
+EXECUTION_TAG = "backproof:execution"
 
 # -- metrics (Powertools EMF) -------------------------------------------------------------------
 METRICS_NAMESPACE = "Backproof"
@@ -35,6 +38,7 @@ METRIC_RESTORE_SECONDS = "RestoreSeconds"
 METRIC_LEAKED_INSTANCES = "LeakedInstancesDeleted"
 METRIC_INSTANCES_NOT_DELETED = "ExpiredInstancesNotDeleted"
 METRIC_STALE_SLOTS = "StaleSlotsReleased"
+METRIC_ORPHAN_TASKS_STOPPED = "OrphanTasksStopped"
 METRIC_VERIFIED_AGE_HOURS = "VerifiedBackupAgeHours"
 METRIC_BACKUPS_DELETED = "BackupsDeleted"
 METRIC_RETENTION_DELETE_FAILURES = "RetentionDeleteFailures"
