@@ -53,6 +53,7 @@ class DumpRestoreCompute(Construct):
         key: kms.IKey,
         source_secret_arns: list[str],
         log_retention: logs.RetentionDays,
+        restore_secret_arns: list[str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.cluster = ecs.CfnCluster(
@@ -96,7 +97,9 @@ class DumpRestoreCompute(Construct):
                 "BACKPROOF_KMS_KEY_ID": key.key_arn,
             },
         )
-        self._grant(self.task_definition.task_role, bucket, key, source_secret_arns)
+        # Backup secrets of the sources and the restore secrets of declared restore targets.
+        secrets = sorted({*source_secret_arns, *(restore_secret_arns or [])})
+        self._grant(self.task_definition.task_role, bucket, key, secrets)
 
     @property
     def task_role(self) -> iam.IRole:

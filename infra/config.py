@@ -120,6 +120,19 @@ class Checks:
 
 
 @dataclass(frozen=True)
+class RestoreTarget:
+    """A database an operator may restore into from the console, with its own secret (never
+    the backup secret: a restore needs rights a backup must not have)."""
+
+    name: str
+    secret_arn: str
+    sslmode: str = "verify-full"
+    # A target that is itself a backup source (same name or secret as a configured database)
+    # is refused unless this says so.
+    allow_restore_over_source: bool = False
+
+
+@dataclass(frozen=True)
 class Database:
     name: str
     secret_arn: str
@@ -136,6 +149,7 @@ class Database:
     rto_target_minutes: int = 60
     route_table_ids: tuple[str, ...] = ()
     sslmode: str = "verify-full"
+    restore_targets: tuple[RestoreTarget, ...] = ()
 
     def settings(self) -> dict[str, Any]:
         """What the workflows read at run time (stored as one SSM parameter per database)."""
@@ -147,6 +161,7 @@ class Database:
         }
         data["subnet_ids"] = list(self.subnet_ids)
         data["route_table_ids"] = list(self.route_table_ids)
+        data["restore_targets"] = [asdict(t) for t in self.restore_targets]
         return data
 
 
@@ -242,6 +257,40 @@ def _checks(reader: _Reader) -> Checks:
     return Checks(tuple(assertions), dict(freshness))
 
 
+def _restore_targets(reader: _Reader) -> tuple[RestoreTarget, ...]:
+    targets: list[RestoreTarget] = []
+    for i, raw in enumerate(reader.get("restore_targets", list, [])):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        sub = _Reader(raw, f"{reader.where} restore_targets[{name or i}]")
+        target = RestoreTarget(
+            name=sub.get("name", str, pattern=NAME),
+            secret_arn=sub.get("secret_arn", str, pattern=SECRET_ARN),
+            sslmode=_sslmode(sub),
+            allow_restore_over_source=sub.get("allow_restore_over_source", bool, False),
+        )
+        sub.done()
+        if any(t.name == target.name for t in targets):
+            raise _fail(reader.where, "restore_targets", f"names {target.name!r} twice")
+        targets.append(target)
+    return tuple(targets)
+
+
+def _check_restore_targets(databases: tuple[Database, ...]) -> None:
+    """A restore target that is itself a backup source needs the explicit flag."""
+    sources = {db.name: db for db in databases}
+    secrets = {db.secret_arn: db for db in databases}
+    for db in databases:
+        for target in db.restore_targets:
+            source = sources.get(target.name) or secrets.get(target.secret_arn)
+            if source is not None and not target.allow_restore_over_source:
+                raise _fail(
+                    f"database {db.name!r} restore_targets[{target.name}]",
+                    "allow_restore_over_source",
+                    f"must be true to allow restoring over {source.name!r}, which is itself "
+                    "backed up (a restore would replace the data its backups protect)",
+                )
+
+
 def _sslmode(reader: _Reader) -> str:
     mode = reader.get("sslmode", str, "verify-full")
     if mode not in SSLMODES:
@@ -281,6 +330,7 @@ def _database(raw: Any, index: int) -> Database:
         rto_target_minutes=reader.get("rto_target_minutes", int, 60),
         route_table_ids=reader.strings("route_table_ids", ROUTE_TABLE_ID, [], non_empty=False),
         sslmode=_sslmode(reader),
+        restore_targets=_restore_targets(reader),
     )
     reader.done()
     if len(db.subnet_ids) < 2:
@@ -310,6 +360,7 @@ def load(raw: Any) -> Config:
     if not raw_dbs:
         raise _fail("deployment", "databases", "must list at least one database")
     databases = tuple(_database(item, i) for i, item in enumerate(raw_dbs))
+    _check_restore_targets(databases)
     names = [db.name for db in databases]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -210,6 +210,13 @@ class Functions(Construct):
             },
         )
 
+    def read_settings(self, name: str, prefix: str, arn_prefix: str) -> None:
+        """Let function `name` read the databases' deployed settings (one SSM parameter each)."""
+        self.fn[name].add_environment("BACKPROOF_SETTINGS_PREFIX", prefix)
+        self.fn[name].add_to_role_policy(
+            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[f"{arn_prefix}/*"])
+        )
+
     def _grant(self, bucket: s3.IBucket, key: kms.IKey) -> None:
         stack = Stack.of(self)
         fn = self.fn

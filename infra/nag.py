@@ -147,6 +147,13 @@ def acknowledge(
         )
         if name in ("integrity", "validate_restore", "retention", "janitor"):
             _wild(policy, backups, objects)
+        if name == "validate_restore":
+            _wild(
+                policy,
+                ARN.format(service="ssm", rest=f"parameter{settings_prefix}/*"),
+                "Reads one settings parameter per configured database (its declared restore "
+                "targets) under this deployment's prefix.",
+            )
     create = _policy(functions["create_instance"].role)
     _wild(
         create,

@@ -47,6 +47,9 @@ class BackproofStack(Stack):
             bucket=storage.bucket,
             key=storage.key,
             source_secret_arns=[db.secret_arn for db in config.databases],
+            restore_secret_arns=sorted(
+                {t.secret_arn for db in config.databases for t in db.restore_targets}
+            ),
             log_retention=LOG_RETENTION,
         )
         functions = Functions(
@@ -63,6 +66,7 @@ class BackproofStack(Stack):
         functions.fn["janitor"].add_environment(
             "BACKPROOF_DATABASES", ",".join(db.name for db in config.databases)
         )
+        functions.read_settings("validate_restore", settings.prefix, settings.arn_prefix)
         res = Resources(
             functions=dict(functions.fn),
             cluster_arn=compute.cluster_arn,

@@ -354,11 +354,8 @@ class RestoreWorkflow(Construct):
         configured_class.next(lifecycle)
         new_instance = choose_class
 
-        # -- into an existing configured database (safety backup and confirmation first) --
-        resolve_target = f.resolve_config(
-            "ResolveTarget", database_path="$.plan.target.database", result_path="$.target_config"
-        )
-        resolve_target.add_catch(rejected, result_path=ERROR_PATH)
+        # -- into a declared restore target (safety backup and confirmation first) --
+        # The plan names the target's own secret: the backup secret never restores.
         existing_request = sfn.Pass(
             self,
             "PrepareExistingRequest",
@@ -368,21 +365,19 @@ class RestoreWorkflow(Construct):
                 "tables": sfn.JsonPath.list_at("$.plan.tables"),
                 "target": {
                     "database": sfn.JsonPath.string_at("$.plan.target.database"),
-                    "secret_arn": sfn.JsonPath.string_at("$.target_config.settings.secret_arn"),
-                    "sslmode": sfn.JsonPath.string_at("$.target_config.settings.sslmode"),
+                    "secret_arn": sfn.JsonPath.string_at("$.plan.target.secret_arn"),
+                    "sslmode": sfn.JsonPath.string_at("$.plan.target.sslmode"),
                     "confirm": sfn.JsonPath.string_at("$.plan.target.confirm"),
                 },
             },
             result_path="$.request",
         )
         existing_restore = f.fargate(
-            "RestoreIntoExisting", "restore", "$.request", "$.target_config.settings", "$.restore"
+            "RestoreIntoExisting", "restore", "$.request", "$.config.settings", "$.restore"
         )
         existing_restore.add_catch(failed, result_path=ERROR_PATH)
-        existing = (
-            resolve_target.next(existing_request)
-            .next(existing_restore)
-            .next(sfn.Succeed(self, "RestoredIntoExisting"))
+        existing = existing_request.next(existing_restore).next(
+            sfn.Succeed(self, "RestoredIntoExisting")
         )
 
         dry_run = sfn.Succeed(self, "DryRunPlanned", output_path="$.plan")

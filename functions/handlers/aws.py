@@ -1,4 +1,5 @@
-"""AWS plumbing the engine has no use for: verification slots and keeping a restored instance.
+"""AWS plumbing the engine has no use for: verification slots, keeping a restored instance,
+reading a database's deployed settings.
 
 Kept out of the handlers so they stay adapters, and out of the engine because only the
 deployed workflows need it.
@@ -6,6 +7,7 @@ deployed workflows need it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -60,3 +62,15 @@ def keep_instance(rds: Any, identifier: str, tag_keys: list[str]) -> str:
     ]
     rds.remove_tags_from_resource(ResourceName=arn, TagKeys=tag_keys)
     return arn
+
+
+def database_settings(ssm: Any, prefix: str, database: str) -> dict[str, Any] | None:
+    """The settings the stack stored for `database` (one SSM parameter each), or None."""
+    try:
+        value = ssm.get_parameter(Name=f"{prefix}/{database}")["Parameter"]["Value"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
+        raise
+    data = json.loads(value)
+    return data if isinstance(data, dict) else None

@@ -11,3 +11,8 @@ import boto3
 @cache
 def rds() -> Any:
     return boto3.client("rds")
+
+
+@cache
+def ssm() -> Any:
+    return boto3.client("ssm")

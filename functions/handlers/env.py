@@ -11,7 +11,7 @@ class MissingSetting(RuntimeError):
     """A required environment variable is missing or malformed (a deployment bug)."""
 
 
-def _required(name: str) -> str:
+def required(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if not value:
         raise MissingSetting(
@@ -28,15 +28,15 @@ class Settings:
 
     @classmethod
     def from_environ(cls) -> Settings:
-        store = _required("BACKPROOF_STORE")
+        store = required("BACKPROOF_STORE")
         if not store.startswith("s3://"):
             raise MissingSetting(
                 f"environment variable BACKPROOF_STORE must be an s3:// URL, got {store!r}"
             )
         return cls(
             store_url=store,
-            kms_key_id=_required("BACKPROOF_KMS_KEY_ID"),
-            deployment=_required("BACKPROOF_DEPLOYMENT"),
+            kms_key_id=required("BACKPROOF_KMS_KEY_ID"),
+            deployment=required("BACKPROOF_DEPLOYMENT"),
         )
 
 
@@ -48,8 +48,8 @@ class JanitorSettings:
 
     @classmethod
     def from_environ(cls) -> JanitorSettings:
-        names = tuple(n for n in _required("BACKPROOF_DATABASES").split(",") if n)
-        return cls(_required("BACKPROOF_SLOTS_TABLE"), _required("BACKPROOF_SLOTS_KEY"), names)
+        names = tuple(n for n in required("BACKPROOF_DATABASES").split(",") if n)
+        return cls(required("BACKPROOF_SLOTS_TABLE"), required("BACKPROOF_SLOTS_KEY"), names)
 
 
 @cache

@@ -5,7 +5,11 @@ Input (what an operator pastes into the Step Functions console; see events/resto
     {"database": "orders", "backup_id": "latest",
      "target": {"kind": "new_instance"} | {"kind": "existing", "database": "orders-staging",
                                            "confirm": "orders-staging"},
-     "tables": ["public.orders"], "dry_run": true}
+     "tables": ["public.orders"], "dry_run": false}
+
+An existing target must be one of the database's declared `restore_targets` (each with its own
+secret; the backup secret is never used to restore). `dry_run` is true unless the input says
+`"dry_run": false`.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from typing import Any
 from backproof.errors import BadInput
 from backproof.jobs.restore import require_confirmation, select_backup
 
-from .env import settings
+from .aws import database_settings
+from .clients import ssm
+from .env import required, settings
 from .events import field
 from .observability import logger, tracer
 from .stores import store
 
 SETTINGS = settings()
+SETTINGS_PREFIX = required("BACKPROOF_SETTINGS_PREFIX")
 REQUEST_FIELDS = {"database", "backup_id", "target", "tables", "dry_run"}
 TARGET_FIELDS = {
     "new_instance": {"kind", "instance_class", "dbname"},
@@ -38,7 +45,22 @@ def _only(obj: dict[str, Any], allowed: set[str], where: str) -> None:
         )
 
 
-def _target(raw: dict[str, Any], source_dbname: str) -> dict[str, Any]:
+def _declared(database: str, name: str) -> dict[str, Any]:
+    """The restore target `name` declared for `database` in the deployed configuration."""
+    config = database_settings(ssm(), SETTINGS_PREFIX, database)
+    if config is None:
+        raise BadInput(f"database {database!r} is not configured in this deployment")
+    targets = {t["name"]: t for t in config.get("restore_targets") or []}
+    if name not in targets:
+        declared = ", ".join(sorted(targets)) or "none"
+        raise BadInput(
+            f"{name!r} is not a declared restore target of {database!r} (declared: {declared}); "
+            "add it to the database's restore_targets in the configuration and deploy"
+        )
+    return targets[name]
+
+
+def _target(raw: dict[str, Any], source_dbname: str, database: str) -> dict[str, Any]:
     kind = field(raw, "kind")
     if kind not in TARGET_FIELDS:
         raise BadInput(f"target.kind must be 'new_instance' or 'existing', got {kind!r}")
@@ -54,10 +76,18 @@ def _target(raw: dict[str, Any], source_dbname: str) -> dict[str, Any]:
             "instance_class": instance_class,
             "dbname": field(raw, "dbname", default=source_dbname),
         }
-    database = field(raw, "database")
+    name = field(raw, "database")
+    declared = _declared(database, name)
     confirm = field(raw, "confirm", default=None)
-    require_confirmation(database, confirm, field_hint="set target.confirm to '{name}' to confirm")
-    return {"kind": kind, "database": database, "confirm": confirm}
+    require_confirmation(name, confirm, field_hint="set target.confirm to '{name}' to confirm")
+    return {
+        "kind": kind,
+        "database": name,
+        "confirm": confirm,
+        "secret_arn": declared["secret_arn"],
+        "sslmode": declared.get("sslmode", "verify-full"),
+        "overwrites_source": bool(declared.get("allow_restore_over_source")),
+    }
 
 
 @logger.inject_lambda_context
@@ -69,7 +99,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     tables = field(request, "tables", list, default=[])
     if not all(isinstance(t, str) and t for t in tables):
         raise BadInput("request.tables must be a list of [schema.]table names")
-    dry_run = field(request, "dry_run", bool, default=False)
+    # Only an explicit `"dry_run": false` touches anything.
+    dry_run = field(request, "dry_run", bool, default=True)
     # The handler cannot read the archive's TOC, so every table must be in the manifest.
     chosen = select_backup(
         store(),
@@ -79,7 +110,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         archive_names=False,
     )
     stored, manifest = chosen.stored, chosen.manifest
-    target = _target(field(request, "target", dict), manifest.source_database)
+    target = _target(field(request, "target", dict), manifest.source_database, database)
     selected = chosen.names
     where = (
         f"a new RDS instance (PostgreSQL {manifest.server_major}), kept afterwards"

@@ -91,6 +91,19 @@ def test_a_wrong_or_missing_field_is_named(path: list[Any], value: Any, message:
     assert message in str(caught.value)
 
 
+def test_restoring_over_a_backup_source_needs_the_flag() -> None:
+    # Given a restore target that is the backed-up database itself
+    raw = example()
+    source = raw["databases"][0]
+    source["restore_targets"] = [{"name": "orders", "secret_arn": source["secret_arn"]}]
+    # When the configuration is validated, Then it is refused naming the flag
+    with pytest.raises(ConfigError, match="allow_restore_over_source' must be true"):
+        load(raw)
+    # And with the flag it is allowed (the console still demands the typed confirmation)
+    source["restore_targets"][0]["allow_restore_over_source"] = True
+    assert load(raw).databases[0].restore_targets[0].allow_restore_over_source
+
+
 def test_duplicate_database_names_are_refused() -> None:
     raw = example()
     raw["databases"].append(copy.deepcopy(raw["databases"][0]))

@@ -20,7 +20,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra.config import load
 from tests.conftest import SourceDatabase
+from tests.infra.conftest import cdk_context
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -37,6 +39,8 @@ HANDLERS = (
     "stop_tasks",
 )
 SLOTS_TABLE = "backproof-slots"
+# Where the stack stores each database's settings (deployment "prod" in cdk.json).
+SETTINGS_PREFIX = "/backproof/prod/databases"
 SLOTS_KEY = "verify-slots"
 SUBNET_GROUP = "backproof-verify"
 
@@ -80,6 +84,7 @@ class World:
             "BACKPROOF_SLOTS_TABLE": SLOTS_TABLE,
             "BACKPROOF_SLOTS_KEY": SLOTS_KEY,
             "BACKPROOF_DATABASES": "orders",
+            "BACKPROOF_SETTINGS_PREFIX": SETTINGS_PREFIX,
         }
 
 
@@ -131,6 +136,14 @@ def build_world() -> World:
         )
     except dynamodb.exceptions.ResourceInUseException:
         dynamodb.delete_item(TableName=SLOTS_TABLE, Key={"pk": {"S": SLOTS_KEY}})
+    # Each configured database's settings as the stack stores them (cdk.json's example).
+    for db in load(cdk_context()["backproof"]).databases:
+        boto3.client("ssm").put_parameter(
+            Name=f"{SETTINGS_PREFIX}/{db.name}",
+            Value=json.dumps(db.settings()),
+            Type="String",
+            Overwrite=True,
+        )
     return World(bucket, f"s3://{bucket}", key_arn, vpc, subnets, sg)
 
 

@@ -14,9 +14,11 @@ import pytest
 from backproof.contract import EXECUTION_TAG
 from backproof.instances.rds import RdsSettings, create_instance
 from backproof.store import open_store
+from infra.config import load
 from infra.monitoring import JANITOR_SERVICE, RECORD_SERVICE
 from infra.schedules import backup_payload
 from tests.conftest import SourceDatabase, take_backup
+from tests.infra.conftest import cdk_context
 
 from .conftest import (
     SLOTS_KEY,
@@ -190,6 +192,22 @@ def test_validate_restore_plans_the_samples(
         plan = handlers["validate_restore"].handler({"request": event(sample)}, CTX)
         assert plan["database"] == "orders"
     assert plan["tables"] == ["public.orders"]
+    # A declared restore target is restored with its own secret, never the backup secret
+    declared = load(cdk_context()["backproof"]).databases[0].restore_targets[0]
+    assert plan["target"]["secret_arn"] == declared.secret_arn
+    assert plan["target"]["overwrites_source"] is False
+
+
+def test_a_console_restore_is_a_dry_run_unless_it_says_otherwise(
+    handlers: dict[str, ModuleType], world: World, orders_db: SourceDatabase
+) -> None:
+    take_backup(orders_db, world, name="orders", tier="daily")
+    # Given an operator's input that does not mention dry_run
+    request = {k: v for k, v in event("restore-existing-dry-run").items() if k != "dry_run"}
+    # When it is validated, Then the plan is a dry run: only "dry_run": false touches anything
+    assert handlers["validate_restore"].handler({"request": request}, CTX)["dry_run"] is True
+    explicit = {**request, "dry_run": False}
+    assert handlers["validate_restore"].handler({"request": explicit}, CTX)["dry_run"] is False
 
 
 @pytest.mark.parametrize(
@@ -204,6 +222,11 @@ def test_validate_restore_plans_the_samples(
         ({"tables": ["public.nope"]}, "table 'public.nope' is not in backup"),
         ({"backup_id": "yesterday"}, "is not a backup id"),
         ({"dryrun": True}, "unknown field 'dryrun'"),
+        (
+            # a database nobody declared as a place to restore into (here: production itself)
+            {"target": {"kind": "existing", "database": "orders", "confirm": "orders"}},
+            "'orders' is not a declared restore target of 'orders' \\(declared: orders-staging\\)",
+        ),
     ],
 )
 def test_validate_restore_rejects_bad_requests(

@@ -337,7 +337,7 @@ def test_restore_into_an_existing_database_takes_a_safety_backup_first(
 ) -> None:
 
     backup = take_backup(orders, deployed.world, name="orders", tier="daily")[1].summary()
-    # Given a second configured database, staging, already holding other rows
+    # Given a staging database already holding other rows,
     target.create_database("orders_staging")
     with psycopg.connect(**target.connect_kwargs("orders_staging"), autocommit=True) as conn:
         conn.execute(
@@ -356,14 +356,18 @@ def test_restore_into_an_existing_database_takes_a_safety_backup_first(
             }
         ),
     )["ARN"]
+    # declared as orders' restore target, with its own restore secret
     ssm = boto3.client("ssm")
     settings = json.loads(
         ssm.get_parameter(Name="/backproof/prod/databases/orders")["Parameter"]["Value"]
     )
+    (staging,) = settings["restore_targets"]
+    staging.update(secret_arn=secret, sslmode="verify-full")
     ssm.put_parameter(
-        Name="/backproof/prod/databases/orders-staging",
+        Name="/backproof/prod/databases/orders",
         Type="String",
-        Value=json.dumps({**settings, "name": "orders-staging", "secret_arn": secret}),
+        Value=json.dumps(settings),
+        Overwrite=True,
     )
     # (the whole database: a selected table that another table references is an engine issue
     # reported separately)
