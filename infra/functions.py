@@ -276,10 +276,16 @@ class Functions(Construct):
                 ],
             )
         )
+        # RDS needs a grant on the key to encrypt the instance's storage; only RDS may use it.
         fn["create_instance"].add_to_role_policy(
             iam.PolicyStatement(
-                actions=["kms:CreateGrant", "kms:DescribeKey"], resources=[key.key_arn]
+                actions=["kms:CreateGrant"],
+                resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             )
+        )
+        fn["create_instance"].add_to_role_policy(
+            iam.PolicyStatement(actions=["kms:DescribeKey"], resources=[key.key_arn])
         )
         fn["keep_instance"].add_to_role_policy(
             iam.PolicyStatement(

@@ -93,6 +93,9 @@ class BackupStorage(Construct):
             ),
             # Retention deletes a backup's current versions; old versions go after 30 days.
             s3.LifecycleRule(id="expire-deleted", noncurrent_version_expiration=Duration.days(30)),
+            # Once its old versions are gone a delete marker is all that is left: remove it, or
+            # listings slow down with markers of every backup ever deleted.
+            s3.LifecycleRule(id="remove-expired-delete-markers", expired_object_delete_marker=True),
         ]
         for tier, (storage_class, days) in TIER_TRANSITIONS.items():
             rules.append(

@@ -9,7 +9,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from backproof.contract import ERROR_BAD_INPUT, ERROR_VERIFICATION_FAILED
+from backproof.contract import BAD_INPUT_ERRORS, ERROR_VERIFICATION_FAILED
 
 from .fragments import (
     ERROR_PATH,
@@ -53,6 +53,13 @@ def _machine(
     return machine
 
 
+# Errors that mean the operator's input is wrong: the handlers' BadInput family. (StoreUnavailable
+# and SourceUnavailable are excluded: an outage is not the operator's mistake.)
+REQUEST_ERRORS = tuple(
+    e for e in BAD_INPUT_ERRORS if e not in ("SourceUnavailable", "StoreUnavailable")
+)
+
+
 class VerifyWorkflow(Construct):
     """integrity -> slot -> create instance -> poll -> restore+checks task -> delete -> release."""
 
@@ -73,7 +80,8 @@ class VerifyWorkflow(Construct):
         # field is rejected by name) and reads nothing but the store.
         rejected = f.fail_with_error("RequestRejected")
         integrity = f.invoke("CheckIntegrity", "integrity", None, result_path="$.backup")
-        integrity.add_catch(rejected, errors=[ERROR_BAD_INPUT], result_path=ERROR_PATH)
+        # An unknown backup, a malformed input: the request is rejected, not the backup failed.
+        integrity.add_catch(rejected, errors=list(REQUEST_ERRORS), result_path=ERROR_PATH)
         integrity.add_catch(failed, result_path=ERROR_PATH)
         resolve = f.resolve_config("ResolveConfig")
         resolve.add_catch(failed, result_path=ERROR_PATH)

@@ -24,3 +24,13 @@ def field(event: dict[str, Any], name: str, kind: type = str, *, default: Any = 
     if isinstance(value, str) and not value.strip():
         raise BadInput(f"event field '{name}' is empty")
     return value
+
+
+def only(obj: dict[str, Any], allowed: set[str], where: str) -> None:
+    """Reject a field nobody reads: a typo (`backupid`) must not be silently ignored."""
+    if not isinstance(obj, dict):
+        raise BadInput(f"{where} must be a JSON object, got {type(obj).__name__}")
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        shown = ", ".join(sorted(a for a in allowed if not a.startswith("AWS_")))
+        raise BadInput(f"{where} has an unknown field '{unknown[0]}'; allowed: {shown}")

@@ -7,7 +7,7 @@ from typing import Any
 from backproof.jobs.integrity import check_integrity
 
 from .env import settings
-from .events import field
+from .events import field, only
 from .observability import logger, tracer
 from .stores import store
 
@@ -16,11 +16,15 @@ SETTINGS = settings()
 # ~100 MB/s leave ample margin); larger archives are hashed by the restore task, which
 # checks size and SHA-256 before it touches the instance.
 LAMBDA_HASH_LIMIT = 20 << 30
+# What a verify execution accepts: the console's two fields, and the parent execution's id
+# that Step Functions adds when the backup workflow starts it.
+INPUT_FIELDS = {"database", "backup_id", "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID"}
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    only(event, INPUT_FIELDS, "the verify input")
     backups = store()
     stored = backups.find(field(event, "backup_id"), field(event, "database"))
     manifest = backups.load_manifest(stored)

@@ -23,7 +23,7 @@ from backproof.jobs.restore import require_confirmation, select_backup
 from .aws import database_settings
 from .clients import ssm
 from .env import required, settings
-from .events import field
+from .events import field, only
 from .observability import logger, tracer
 from .stores import store
 
@@ -35,14 +35,6 @@ TARGET_FIELDS = {
     "existing": {"kind", "database", "confirm"},
 }
 INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
-
-
-def _only(obj: dict[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(obj) - allowed)
-    if unknown:
-        raise BadInput(
-            f"{where} has an unknown field '{unknown[0]}'; allowed: {', '.join(sorted(allowed))}"
-        )
 
 
 def _declared(database: str, name: str) -> dict[str, Any]:
@@ -64,7 +56,7 @@ def _target(raw: dict[str, Any], source_dbname: str, database: str) -> dict[str,
     kind = field(raw, "kind")
     if kind not in TARGET_FIELDS:
         raise BadInput(f"target.kind must be 'new_instance' or 'existing', got {kind!r}")
-    _only(raw, TARGET_FIELDS[kind], "target")
+    only(raw, TARGET_FIELDS[kind], "target")
     if kind == "new_instance":
         instance_class = field(raw, "instance_class", default=None)
         if instance_class is not None and not INSTANCE_CLASS.match(instance_class):
@@ -94,7 +86,7 @@ def _target(raw: dict[str, Any], source_dbname: str, database: str) -> dict[str,
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = field(event, "request", dict)
-    _only(request, REQUEST_FIELDS, "request")
+    only(request, REQUEST_FIELDS, "request")
     database = field(request, "database")
     tables = field(request, "tables", list, default=[])
     if not all(isinstance(t, str) and t for t in tables):

@@ -72,6 +72,7 @@ def test_older_tiers_move_to_colder_storage(synth: Synth) -> None:
         rules["abort-incomplete-uploads"]["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
         == 1
     )
+    assert rules["remove-expired-delete-markers"]["ExpiredObjectDeleteMarker"] is True
 
 
 def test_bucket_policy_denies_plain_http_and_unencrypted_puts(synth: Synth) -> None:
@@ -172,10 +173,25 @@ def test_task_reads_only_the_configured_source_secrets(synth: Synth) -> None:
         for s in _statements(policy["Properties"]["PolicyDocument"])
         if s["Action"] == "secretsmanager:GetSecretValue" and "Condition" not in s
     ]
-    assert (
-        reads[0]["Resource"]
-        == "arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/orders-AbCdEf"
-    )
+    # the backup secret of the source and the restore secret of its declared restore target
+    assert sorted(reads[0]["Resource"]) == [
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/orders-AbCdEf",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/orders-staging-restore-"
+        "GhIjKl",
+    ]
+
+
+def test_kms_grants_only_for_rds(synth: Synth) -> None:
+    grants = [
+        statement
+        for policy in resources(synth.template, "AWS::IAM::Policy").values()
+        for statement in _statements(policy["Properties"]["PolicyDocument"])
+        if "kms:CreateGrant"
+        in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    ]
+    assert grants
+    for statement in grants:
+        assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
 
 
 # -- compute -----------------------------------------------------------------------------------

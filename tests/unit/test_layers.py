@@ -12,6 +12,9 @@ from pathlib import Path
 import grimp
 import pytest
 
+from backproof.contract import BAD_INPUT_ERRORS
+from backproof.errors import BadInput
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "layers" / "backproof" / "backproof"
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -80,3 +83,14 @@ def test_no_engine_module_is_over_400_lines() -> None:
         if (n := len(p.read_text().splitlines())) > 400
     }
     assert long == {}
+
+
+def test_the_contract_names_every_bad_input_error() -> None:
+    # The workflows reject a request on these names; a BadInput added to errors.py without
+    # its name here would turn an operator's mistake into a failed backup.
+    found, todo = set(), [BadInput]
+    while todo:
+        cls = todo.pop()
+        found.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    assert found == set(BAD_INPUT_ERRORS)

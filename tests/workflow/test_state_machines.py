@@ -391,6 +391,34 @@ def test_restore_into_an_existing_database_takes_a_safety_backup_first(
     assert output["backup_id"] == backup["backup_id"]
 
 
+@pytest.mark.parametrize(
+    ("request_", "error", "message"),
+    [
+        (
+            {"database": "orders", "backup_id": "20261121T050312.123Z-1a2b3c"},
+            "BackupNotFound",
+            "no backup 20261121T050312.123Z-1a2b3c",
+        ),
+        (
+            {"database": "orders", "backup_id": "latest", "backupid": "x"},
+            "BadInput",
+            "unknown field 'backupid'",
+        ),
+    ],
+)
+def test_a_console_verification_of_something_that_is_not_there_is_rejected(
+    deployed: Deployment, request_: dict[str, str], error: str, message: str
+) -> None:
+    # When an operator asks to verify a backup that does not exist, or misspells a field
+    result = deployed.execute("verify", request_)
+    # Then the request is rejected (not a failed verification, which would page someone)
+    assert result["status"] == "FAILED"
+    assert result["error"] == error
+    assert message in result["cause"]
+    assert entered(result) == ["CheckIntegrity", "RequestRejected"]
+    assert rds_instances() == [] and deployed.tasks == []
+
+
 def test_verify_input_missing_a_field_is_rejected_by_name(deployed: Deployment) -> None:
     # When an operator forgets the database in the console input
     result = deployed.execute("verify", {"backup_id": "latest"})

@@ -46,6 +46,16 @@ METRIC_RETENTION_DELETE_FAILURES = "RetentionDeleteFailures"
 # -- error names the workflows act on -----------------------------------------------------------
 # The engine's exception class names (errors.py) travel as Step Functions error names.
 ERROR_BAD_INPUT = "BadInput"
+# Every BadInput of errors.py by class name (a test keeps the two in step): a workflow that
+# catches these rejects the request, where any other error is a failure of the job.
+BAD_INPUT_ERRORS = (
+    "BadInput",
+    "ConfigurationError",
+    "ToolNotFound",
+    "SourceUnavailable",
+    "StoreUnavailable",
+    "BackupNotFound",
+)
 ERROR_VERIFICATION_FAILED = "VerificationFailed"
 ERROR_INSTANCE_BUSY = "InstanceBusy"
 # Worth another attempt: the source or the store was unreachable for a while.

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..errors import BadInput
+from ..errors import BadInput, UploadFailed
 from ..model.manifest import TIERS
 from ..model.report import verification_status
 from ..store import BackupStore, StoredBackup
@@ -152,6 +152,6 @@ def apply_retention(
         try:
             store.delete_prefix(decision.prefix)
             plan.deleted.append(decision.backup_id)
-        except ClientError as exc:  # Object Lock or permissions: report, keep going
+        except (ClientError, UploadFailed) as exc:  # Object Lock, permissions: report, go on
             plan.failed.append({"backup_id": decision.backup_id, "error": str(exc)})
     return plan

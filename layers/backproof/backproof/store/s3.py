@@ -169,11 +169,28 @@ class S3BackupStore:
             raise UploadFailed(f"could not write s3://{self.bucket}/{key}: {exc}") from exc
 
     def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix`; returns how many. DeleteObjects answers 200 even
+        when some keys were not deleted (Object Lock, permissions): those raise UploadFailed
+        naming the first refused key and the count, so nothing is reported deleted that is not."""
         keys = [o["Key"] for o in self._iter_objects(prefix)]
+        refused: list[dict[str, Any]] = []
         for i in range(0, len(keys), 1000):
-            self.client.delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True},
+            try:
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise UploadFailed(
+                    f"could not delete under s3://{self.bucket}/{prefix}: {exc}"
+                ) from exc
+            refused += answer.get("Errors", [])
+        if refused:
+            first = refused[0]
+            reason = f"{first.get('Code')} {first.get('Message', '')}".strip()
+            raise UploadFailed(
+                f"{len(refused)} of {len(keys)} objects under s3://{self.bucket}/{prefix} were not "
+                f"deleted; first: {first.get('Key')}: {reason}"
             )
         return len(keys)
 
