@@ -48,6 +48,9 @@ TASK_TIMEOUT = Duration.hours(24)
 TRANSIENT_TASK_ERRORS = [*RETRYABLE_TASK_ERRORS, "ECS.AmazonECSException"]
 INSTANCE_BUSY = ERROR_INSTANCE_BUSY
 SLOT_TAKEN = "DynamoDB.ConditionalCheckFailedException"
+# Lock items in the slots table: pk "lock#verify#<database>#<backup>" or
+# "lock#restore#<database>#<target>", with the holding execution and the backup.
+LOCK_KIND = "lock"
 # Waiting for a verification slot: every 2 minutes, for at most 12 hours.
 SLOT_RETRY_INTERVAL = Duration.minutes(2)
 SLOT_RETRY_ATTEMPTS = 360
@@ -300,6 +303,75 @@ class Fragments:
             condition_expression="attribute_exists(#holder)",
             expression_attribute_names={"#count": "count", "#holder": sfn.JsonPath.execution_name},
             expression_attribute_values={":one": tasks.DynamoAttributeValue.from_number(1)},
+            result_path=sfn.JsonPath.DISCARD,
+        )
+
+    # -- locks: one verification per backup, one restore per target -------------------------
+    def acquire_lock(
+        self, prefix: str, key: str, backup_path: str, busy_error: str, on_error: sfn.IChainable
+    ) -> tasks.DynamoPutItem:
+        """Hold `key` (a JsonPath.format expression) for this execution, or end the execution
+        with `busy_error`, naming the execution that holds it. The lock records the backup, so
+        retention leaves that backup alone while the lock is held."""
+        acquire = tasks.DynamoPutItem(
+            self.scope,
+            f"{prefix}AcquireLock",
+            table=self.res.slots_table,
+            item={
+                "pk": tasks.DynamoAttributeValue.from_string(key),
+                "kind": tasks.DynamoAttributeValue.from_string(LOCK_KIND),
+                "execution": tasks.DynamoAttributeValue.from_string(sfn.JsonPath.execution_id),
+                "database": tasks.DynamoAttributeValue.from_string(
+                    sfn.JsonPath.string_at("$.database")
+                ),
+                "backup_id": tasks.DynamoAttributeValue.from_string(
+                    sfn.JsonPath.string_at(backup_path)
+                ),
+            },
+            condition_expression="attribute_not_exists(pk)",
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        holder = tasks.DynamoGetItem(
+            self.scope,
+            f"{prefix}LockHolder",
+            table=self.res.slots_table,
+            key={"pk": tasks.DynamoAttributeValue.from_string(key)},
+            consistent_read=True,
+            result_path="$.lock",
+        )
+        explain = sfn.Pass(
+            self.scope,
+            f"{prefix}ExplainBusy",
+            parameters={
+                "Error": busy_error,
+                "Cause": sfn.JsonPath.format(
+                    "another execution holds this lock: {}; wait for it to end (or stop it)",
+                    sfn.JsonPath.string_at("$.lock.Item.execution.S"),
+                ),
+            },
+            result_path=ERROR_PATH,
+        )
+        busy = self.fail_with_error(f"{prefix}Busy")
+        # The holder may have ended between the two calls: then say so without its name.
+        holder.add_catch(busy, result_path=ERROR_PATH)
+        acquire.add_catch(
+            holder.next(explain).next(busy), errors=[SLOT_TAKEN], result_path=ERROR_PATH
+        )
+        acquire.add_catch(on_error, result_path=ERROR_PATH)
+        return acquire
+
+    def release_lock(self, prefix: str, key: str) -> tasks.DynamoDeleteItem:
+        """Give the lock back (only if this execution holds it)."""
+        return tasks.DynamoDeleteItem(
+            self.scope,
+            f"{prefix}ReleaseLock",
+            table=self.res.slots_table,
+            key={"pk": tasks.DynamoAttributeValue.from_string(key)},
+            condition_expression="#execution = :me",
+            expression_attribute_names={"#execution": "execution"},
+            expression_attribute_values={
+                ":me": tasks.DynamoAttributeValue.from_string(sfn.JsonPath.execution_id)
+            },
             result_path=sfn.JsonPath.DISCARD,
         )
 

@@ -311,11 +311,21 @@ class Functions(Construct):
             )
         fn["janitor"].add_to_role_policy(
             iam.PolicyStatement(
-                actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:Scan",
+                    "dynamodb:DeleteItem",
+                ],
                 resources=[self.slots.table_arn],
             )
         )
         fn["janitor"].add_environment("BACKPROOF_SLOTS_TABLE", self.slots.table_name)
+        # Retention keeps the backups a running verification or restore holds a lock on.
+        fn["retention"].add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:Scan"], resources=[self.slots.table_arn])
+        )
+        fn["retention"].add_environment("BACKPROOF_SLOTS_TABLE", self.slots.table_name)
         fn["janitor"].add_environment("BACKPROOF_SLOTS_KEY", SLOTS_KEY)
 
     def allow_janitor_to_describe(self, state_machine_arn: str) -> None:

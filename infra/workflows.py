@@ -83,10 +83,22 @@ class VerifyWorkflow(Construct):
         # An unknown backup, a malformed input: the request is rejected, not the backup failed.
         integrity.add_catch(rejected, errors=list(REQUEST_ERRORS), result_path=ERROR_PATH)
         integrity.add_catch(failed, result_path=ERROR_PATH)
+        # One verification per backup at a time; the lock also keeps retention off the backup.
+        lock_key = sfn.JsonPath.format(
+            "lock#verify#{}#{}",
+            sfn.JsonPath.string_at("$.database"),
+            sfn.JsonPath.string_at("$.backup.backup_id"),
+        )
+        unlock_failed = f.release_lock("Failed", lock_key)
+        unlock_failed.add_catch(failed, result_path="$.release_error")
+        unlock_failed.next(failed)
+        lock = f.acquire_lock(
+            "", lock_key, "$.backup.backup_id", "VerificationInProgress", on_error=failed
+        )
         resolve = f.resolve_config("ResolveConfig")
-        resolve.add_catch(failed, result_path=ERROR_PATH)
+        resolve.add_catch(unlock_failed, result_path=ERROR_PATH)
         acquire = f.acquire_slot("AcquireSlot")
-        acquire.add_catch(failed, result_path=ERROR_PATH)
+        acquire.add_catch(unlock_failed, result_path=ERROR_PATH)
         instance_class = sfn.Pass(
             self,
             "UseConfiguredClass",
@@ -96,10 +108,12 @@ class VerifyWorkflow(Construct):
 
         # Deletion and slot release happen on every path once creation was attempted.
         release = f.release_slot("ReleaseSlot")
+        unlock = f.release_lock("", lock_key)
         outcome = sfn.Choice(self, "VerificationOutcome")
-        # A slot that cannot be released is freed by the janitor; the outcome still counts.
-        release.add_catch(outcome, result_path="$.release_error")
-        release.next(outcome)
+        # A slot or lock that cannot be released is freed by the janitor; the outcome counts.
+        release.add_catch(unlock, result_path="$.release_error")
+        unlock.add_catch(outcome, result_path="$.release_error")
+        release.next(unlock).next(outcome)
         delete = f.delete_instance("backproof: temporary instance not deleted", then=release)
 
         request = sfn.Pass(
@@ -141,7 +155,9 @@ class VerifyWorkflow(Construct):
         outcome.when(sfn.Condition.is_present(ERROR_PATH), failed).otherwise(
             record.next(sfn.Succeed(self, "Verified"))
         )
-        definition = integrity.next(resolve).next(acquire).next(instance_class).next(lifecycle)
+        definition = (
+            integrity.next(lock).next(resolve).next(acquire).next(instance_class).next(lifecycle)
+        )
         self.state_machine = _machine(
             self, "StateMachine", definition, key=key, log_retention=log_retention, fragments=f
         )
@@ -383,10 +399,24 @@ class RestoreWorkflow(Construct):
         existing_restore = f.fargate(
             "RestoreIntoExisting", "restore", "$.request", "$.config.settings", "$.restore"
         )
-        existing_restore.add_catch(failed, result_path=ERROR_PATH)
-        existing = existing_request.next(existing_restore).next(
-            sfn.Succeed(self, "RestoredIntoExisting")
+        # One restore per target at a time.
+        lock_key = sfn.JsonPath.format(
+            "lock#restore#{}#{}",
+            sfn.JsonPath.string_at("$.database"),
+            sfn.JsonPath.string_at("$.plan.target.database"),
         )
+        lock = f.acquire_lock(
+            "", lock_key, "$.backup.backup_id", "RestoreInProgress", on_error=failed
+        )
+        unlock_failed = f.release_lock("Failed", lock_key)
+        unlock_failed.add_catch(failed, result_path="$.release_error")
+        unlock_failed.next(failed)
+        existing_restore.add_catch(unlock_failed, result_path=ERROR_PATH)
+        unlock = f.release_lock("", lock_key)
+        restored = sfn.Succeed(self, "RestoredIntoExisting")
+        # A lock that cannot be released is freed by the janitor; the restore is done.
+        unlock.add_catch(restored, result_path="$.release_error")
+        existing = lock.next(existing_request).next(existing_restore).next(unlock).next(restored)
 
         dry_run = sfn.Succeed(self, "DryRunPlanned", output_path="$.plan")
         route = (

@@ -14,6 +14,64 @@ from botocore.exceptions import ClientError
 
 # Attributes of the slot item that are not slot holders.
 SLOT_ITEM_FIELDS = ("pk", "count")
+# Lock items (infra.fragments.Fragments.acquire_lock) carry kind = "lock".
+LOCK_KIND = "lock"
+
+
+def _locks(dynamodb: Any, table: str) -> list[dict[str, Any]]:
+    """Every lock item: a handful at most, in a table of a few items, so a scan is fine."""
+    items: list[dict[str, Any]] = []
+    paginator = dynamodb.get_paginator("scan")
+    for page in paginator.paginate(
+        TableName=table,
+        FilterExpression="#kind = :lock",
+        ExpressionAttributeNames={"#kind": "kind"},
+        ExpressionAttributeValues={":lock": {"S": LOCK_KIND}},
+        ConsistentRead=True,
+    ):
+        items += page.get("Items", [])
+    return items
+
+
+def backups_in_use(dynamodb: Any, table: str, database: str) -> frozenset[str]:
+    """Ids of `database`'s backups a verification or restore holds a lock on right now."""
+    return frozenset(
+        item["backup_id"]["S"]
+        for item in _locks(dynamodb, table)
+        if item.get("database", {}).get("S") == database and "backup_id" in item
+    )
+
+
+def release_stale_locks(dynamodb: Any, sfn: Any, table: str) -> list[str]:
+    """Remove locks held by executions that are no longer running; returns their keys."""
+    freed = []
+    for item in _locks(dynamodb, table):
+        execution_arn = item.get("execution", {}).get("S", "")
+        if _status(sfn, execution_arn) == "RUNNING":
+            continue
+        try:
+            dynamodb.delete_item(
+                TableName=table,
+                Key={"pk": item["pk"]},
+                ConditionExpression="#execution = :holder",
+                ExpressionAttributeNames={"#execution": "execution"},
+                ExpressionAttributeValues={":holder": {"S": execution_arn}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            continue  # released (and maybe taken again) meanwhile
+        freed.append(item["pk"]["S"])
+    return freed
+
+
+def _status(sfn: Any, execution_arn: str) -> str:
+    try:
+        return str(sfn.describe_execution(executionArn=execution_arn)["status"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "InvalidArn"):
+            raise
+        return "GONE"
 
 
 def release_stale_slots(dynamodb: Any, sfn: Any, table: str, key: str) -> list[str]:
@@ -30,13 +88,7 @@ def release_stale_slots(dynamodb: Any, sfn: Any, table: str, key: str) -> list[s
         if name in SLOT_ITEM_FIELDS:
             continue
         execution_arn = value.get("S", "")
-        try:
-            status = sfn.describe_execution(executionArn=execution_arn)["status"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
-                raise
-            status = "GONE"
-        if status == "RUNNING":
+        if _status(sfn, execution_arn) == "RUNNING":
             continue
         try:
             dynamodb.update_item(

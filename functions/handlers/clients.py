@@ -16,3 +16,8 @@ def rds() -> Any:
 @cache
 def ssm() -> Any:
     return boto3.client("ssm")
+
+
+@cache
+def dynamodb() -> Any:
+    return boto3.client("dynamodb")

@@ -19,7 +19,7 @@ from backproof.contract import (
 from backproof.instances.janitor import delete_expired
 from backproof.model.report import VERIFIED, verification_status
 
-from .aws import release_stale_slots
+from .aws import release_stale_locks, release_stale_slots
 from .env import JanitorSettings, settings
 from .observability import logger, metrics, tracer
 from .stores import store
@@ -54,6 +54,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     freed = release_stale_slots(
         aws["dynamodb"], aws["stepfunctions"], JANITOR.slots_table, JANITOR.slots_key
     )
+    unlocked = release_stale_locks(aws["dynamodb"], aws["stepfunctions"], JANITOR.slots_table)
     metrics.add_metric(name=METRIC_LEAKED_INSTANCES, unit=MetricUnit.Count, value=len(deleted))
     metrics.add_metric(
         name=METRIC_INSTANCES_NOT_DELETED, unit=MetricUnit.Count, value=len(sweep.skipped)
@@ -78,5 +79,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "deleted_count": len(deleted),
         "skipped": sweep.skipped,
         "released_slots": freed,
+        "released_locks": unlocked,
         "verified_age_hours": ages,
     }

@@ -7,7 +7,9 @@ from typing import Any
 from backproof.contract import METRIC_BACKUPS_DELETED, METRIC_RETENTION_DELETE_FAILURES
 from backproof.jobs.retention import DEFAULT_KEEP, RetentionPolicy, apply_retention
 
-from .env import settings
+from .aws import backups_in_use
+from .clients import dynamodb
+from .env import required, settings
 from .events import field
 from .observability import logger, metrics, tracer
 from .stores import store
@@ -21,7 +23,11 @@ SETTINGS = settings()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     database = field(event, "database")
     keep = {**DEFAULT_KEEP, **{t: int(n) for t, n in field(event, "retention", dict).items()}}
-    plan = apply_retention(store(), RetentionPolicy(keep=keep), database=database, dry_run=False)
+    # Backups a running verification or restore holds are kept whatever the counts say.
+    in_use = backups_in_use(dynamodb(), required("BACKPROOF_SLOTS_TABLE"), database)
+    plan = apply_retention(
+        store(), RetentionPolicy(keep=keep), database=database, dry_run=False, in_use=in_use
+    )
     metrics.add_dimension(name="database", value=database)
     metrics.add_metric(name=METRIC_BACKUPS_DELETED, unit="Count", value=len(plan.deleted))
     metrics.add_metric(name=METRIC_RETENTION_DELETE_FAILURES, unit="Count", value=len(plan.failed))

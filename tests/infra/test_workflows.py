@@ -184,3 +184,16 @@ def test_an_execution_that_ends_badly_has_its_task_stopped(synth: Synth) -> None
     assert len(pattern["detail"]["stateMachineArn"]) == 3
     (target,) = rule["Properties"]["Targets"]
     assert "StopTasks" in json.dumps(target["Arn"])
+
+
+@pytest.mark.parametrize("machine", ["verify", "restore"])
+def test_every_path_that_took_a_lock_gives_it_back(synth: Synth, machine: str) -> None:
+    states = states_of(synth, machine)
+    releases = {"ReleaseLock", "FailedReleaseLock"}
+    assert releases <= set(states)
+    # From the state after a successful acquisition, no path ends without releasing it
+    after = states["AcquireLock"]["Next"]
+    assert paths_skipping(states, after, releases) == []
+    # and a lock another execution holds ends the run naming that execution, touching nothing
+    busy = [c for c in states["AcquireLock"]["Catch"] if "ConditionalCheck" in c["ErrorEquals"][0]]
+    assert busy and busy[0]["Next"] == "LockHolder"

@@ -428,3 +428,51 @@ def test_verify_input_missing_a_field_is_rejected_by_name(deployed: Deployment) 
     assert "event field 'database' is missing" in result["cause"]
     assert entered(result) == ["CheckIntegrity", "RequestRejected"]
     assert rds_instances() == [] and deployed.tasks == []
+
+
+def test_a_second_restore_into_the_same_target_is_refused(
+    deployed: Deployment, orders: SourceDatabase
+) -> None:
+    take_backup(orders, deployed.world, name="orders", tier="daily")
+    # Given a restore into orders-staging already running (it holds the target's lock)
+    running = "arn:aws:states:us-east-1:123456789012:execution:restore:first-restore"
+    boto3.client("dynamodb").put_item(
+        TableName=SLOTS_TABLE,
+        Item={
+            "pk": {"S": "lock#restore#orders#orders-staging"},
+            "kind": {"S": "lock"},
+            "execution": {"S": running},
+            "database": {"S": "orders"},
+            "backup_id": {"S": "20261121T050312.123Z-1a2b3c"},
+        },
+    )
+    # When an operator starts a second one
+    request = {**event("restore-existing-dry-run"), "dry_run": False, "tables": []}
+    result = deployed.execute("restore", request)
+    # Then it is refused naming the running execution, before any task touches the target
+    assert result["status"] == "FAILED"
+    assert result["error"] == "RestoreInProgress"
+    assert running in result["cause"]
+    assert deployed.tasks == []
+
+
+def test_a_verification_of_a_backup_already_being_verified_is_refused(
+    deployed: Deployment, orders: SourceDatabase
+) -> None:
+    backup = take_backup(orders, deployed.world, name="orders", tier="daily")[1].summary()
+    running = "arn:aws:states:us-east-1:123456789012:execution:verify:first-verify"
+    boto3.client("dynamodb").put_item(
+        TableName=SLOTS_TABLE,
+        Item={
+            "pk": {"S": f"lock#verify#orders#{backup['backup_id']}"},
+            "kind": {"S": "lock"},
+            "execution": {"S": running},
+            "database": {"S": "orders"},
+            "backup_id": {"S": backup["backup_id"]},
+        },
+    )
+    result = deployed.execute("verify", {"database": "orders", "backup_id": backup["backup_id"]})
+    assert result["status"] == "FAILED"
+    assert result["error"] == "VerificationInProgress"
+    assert running in result["cause"]
+    assert rds_instances() == [] and deployed.tasks == []

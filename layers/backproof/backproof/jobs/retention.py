@@ -79,8 +79,12 @@ class RetentionPlan:
 
 
 def plan_retention(
-    backups: list[StoredBackup], policy: RetentionPolicy, now: datetime | None = None
+    backups: list[StoredBackup],
+    policy: RetentionPolicy,
+    now: datetime | None = None,
+    in_use: frozenset[str] = frozenset(),
 ) -> RetentionPlan:
+    """`in_use`: ids of backups a running verification or restore holds; they are kept."""
     now = now or datetime.now(UTC)
     decisions: list[Decision] = []
     by_database: dict[str, list[StoredBackup]] = defaultdict(list)
@@ -97,6 +101,8 @@ def plan_retention(
             limit = policy.keep.get(tier)
             if b.backup_id == protected:
                 action, reason = "keep", "newest verified backup of the database"
+            elif b.backup_id in in_use:
+                action, reason = "keep", "being verified or restored right now"
             elif b.manifest is None:
                 action, reason = "keep", "manifest unreadable: left for a person to inspect"
             elif limit is None:
@@ -106,33 +112,20 @@ def plan_retention(
             else:
                 action, reason = "delete", f"older than the newest {limit} {tier}"
             decisions.append(Decision(b.backup_id, database, tier, action, reason, b.prefix))
-        for b in items:
-            if b.complete:
-                continue
-            age = now - (b.last_modified or b.created_at)
-            if age > policy.incomplete_after and not b.in_progress_uploads:
-                decisions.append(
-                    Decision(
-                        b.backup_id,
-                        database,
-                        None,
-                        "delete",
-                        f"incomplete upload, {age} old",
-                        b.prefix,
-                    )
-                )
-            else:
-                decisions.append(
-                    Decision(
-                        b.backup_id,
-                        database,
-                        None,
-                        "keep",
-                        "incomplete upload, may still be running",
-                        b.prefix,
-                    )
-                )
+        decisions += [_incomplete(b, database, policy, now) for b in items if not b.complete]
     return RetentionPlan(decisions)
+
+
+def _incomplete(b: StoredBackup, database: str, policy: RetentionPolicy, now: datetime) -> Decision:
+    """An upload without a manifest: removed once old enough that it cannot be running."""
+    age = now - (b.last_modified or b.created_at)
+    if age > policy.incomplete_after and not b.in_progress_uploads:
+        return Decision(
+            b.backup_id, database, None, "delete", f"incomplete upload, {age} old", b.prefix
+        )
+    return Decision(
+        b.backup_id, database, None, "keep", "incomplete upload, may still be running", b.prefix
+    )
 
 
 def apply_retention(
@@ -142,9 +135,10 @@ def apply_retention(
     database: str | None = None,
     dry_run: bool = True,
     now: datetime | None = None,
+    in_use: frozenset[str] = frozenset(),
 ) -> RetentionPlan:
     backups = store.list_backups(database, include_incomplete=True)
-    plan = plan_retention(backups, policy, now)
+    plan = plan_retention(backups, policy, now, in_use)
     plan.dry_run = dry_run
     if dry_run:
         return plan
