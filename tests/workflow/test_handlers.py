@@ -128,6 +128,35 @@ def test_instance_lifecycle_handlers(handlers: dict[str, ModuleType], world: Wor
     assert gone["status"] == "not-found"
 
 
+def test_retention_spares_a_backup_being_restored_and_the_janitor_frees_dead_locks(
+    handlers: dict[str, ModuleType], world: World, orders_db: SourceDatabase
+) -> None:
+    # Given two daily backups, a policy keeping one, and the older one being restored right now
+    ids = [
+        take_backup(orders_db, world, name="orders", tier="daily")[1].summary()["backup_id"]
+        for _ in range(2)
+    ]
+    lock = {
+        "pk": {"S": "lock#restore#orders#orders-staging"},
+        "kind": {"S": "lock"},
+        "execution": {"S": "arn:aws:states:us-east-1:123456789012:execution:restore:gone"},
+        "database": {"S": "orders"},
+        "backup_id": {"S": ids[0]},
+    }
+    boto3.client("dynamodb").put_item(TableName=SLOTS_TABLE, Item=lock)
+    sample = event("handlers/retention")
+    sample["retention"]["daily"] = 1
+    # When retention runs, Then the backup under restore is kept, with the reason
+    plan = handlers["retention"].handler(sample, CTX)
+    assert plan["deleted"] == []
+    (decision,) = [d for d in plan["decisions"] if d["backup_id"] == ids[0]]
+    assert decision["reason"] == "being verified or restored right now"
+    # And once the janitor finds the holding execution gone, the lock is freed
+    result = handlers["janitor"].handler(event("handlers/janitor"), CTX)
+    assert result["released_locks"] == ["lock#restore#orders#orders-staging"]
+    assert handlers["retention"].handler(sample, CTX)["deleted"] == [ids[0]]
+
+
 def test_retention_keeps_the_configured_number(
     handlers: dict[str, ModuleType],
     world: World,
