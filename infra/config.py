@@ -25,6 +25,10 @@ ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DURATION = re.compile(r"^\d+[mhd]$")
 INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+# A dead-man's-switch ping (healthchecks.io and the like): HTTPS, no spaces.
+PING_URL = re.compile(r"^https://[^\s/?#]+[^\s]*$")
+# Retention by age: at most ten years.
+MAX_RETENTION_DAYS = 3660
 # libpq's TLS modes. verify-full (the default) checks the server's certificate against the RDS
 # CA bundle in the task image and its host name; `require` only encrypts.
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -142,6 +146,10 @@ class Database:
     schedules: dict[str, Schedule]
     retention: dict[str, int]
     verify_instance_class: str = "db.t4g.medium"
+    # Per tier: also keep every backup younger than this many days (`{"count", "days"}`).
+    retention_days: dict[str, int] = field(default_factory=dict)
+    # Called (GET) after each verified backup: a dead-man's switch that pages when it stops.
+    ping_url: str | None = None
     verify_storage_gb: int = 50
     checks: Checks = field(default_factory=Checks)
     task_cpu: int = 1024
@@ -184,6 +192,10 @@ class Config:
     object_lock_days: int = 0
     janitor_schedule: str = "cron(0 * * * ? *)"
     vpc_endpoints: bool = False
+    # A Secrets Manager secret holding a Slack-compatible incoming webhook URL.
+    chat_webhook_secret_arn: str | None = None
+    # Also tell people about each verified backup (failures are always told).
+    notify_success: bool = False
 
     def networks(self) -> dict[str, Network]:
         """The distinct VPCs, with every configured subnet in each."""
@@ -220,7 +232,15 @@ def _schedules(reader: _Reader) -> dict[str, Schedule]:
     return result
 
 
-def _retention(reader: _Reader, tiers: dict[str, Schedule]) -> dict[str, int]:
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _retention(
+    reader: _Reader, tiers: dict[str, Schedule]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Per tier a count (`7`) or a count and an age window (`{"count": 7, "days": 30}`: keep
+    at least 7, and everything younger than 30 days). Returns (counts, days)."""
     raw = reader.get("retention", dict)
     for tier in tiers:
         if tier not in raw:
@@ -229,16 +249,30 @@ def _retention(reader: _Reader, tiers: dict[str, Schedule]) -> dict[str, int]:
                 f"retention.{tier}",
                 "is missing (how many backups of this tier to keep)",
             )
-    for tier, keep in raw.items():
+    counts: dict[str, int] = {}
+    days: dict[str, int] = {}
+    for tier, value in raw.items():
         if tier not in TIERS:
             raise _fail(
                 reader.where, f"retention.{tier}", f"is not a tier; use one of {', '.join(TIERS)}"
             )
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        keep = value
+        if isinstance(value, dict):
+            sub = _Reader(value, f"{reader.where} retention.{tier}")
+            keep, age = sub.get("count", int), sub.get("days", int, None)
+            sub.done()
+            if age is not None and not _whole(age, 1, MAX_RETENTION_DAYS):
+                raise _fail(sub.where, "days", f"must be 1..{MAX_RETENTION_DAYS}, got {age!r}")
+            if age is not None:
+                days[tier] = age
+        if not _whole(keep, 1, 10_000):
             raise _fail(
-                reader.where, f"retention.{tier}", f"must be a whole number >= 1, got {keep!r}"
+                reader.where,
+                f"retention.{tier}",
+                f'must be a whole number >= 1 or {{"count": N, "days": D}}, got {keep!r}',
             )
-    return dict(raw)
+        counts[tier] = keep
+    return counts, days
 
 
 def _checks(reader: _Reader) -> Checks:
@@ -310,6 +344,7 @@ def _database(raw: Any, index: int) -> Database:
     if memory not in FARGATE_MEMORY[cpu]:
         raise _fail(reader.where, "task_memory_mib", f"{memory} is not valid with task_cpu {cpu}")
     storage = reader.get("verify_storage_gb", int, 50)
+    retention, retention_days = _retention(reader, schedules)
     if not 20 <= storage <= 65536:
         raise _fail(reader.where, "verify_storage_gb", f"must be 20..65536, got {storage}")
     db = Database(
@@ -319,7 +354,9 @@ def _database(raw: Any, index: int) -> Database:
         subnet_ids=reader.strings("subnet_ids", SUBNET_ID),
         security_group_id=reader.get("security_group_id", str, pattern=SG_ID),
         schedules=schedules,
-        retention=_retention(reader, schedules),
+        retention=retention,
+        retention_days=retention_days,
+        ping_url=reader.get("ping_url", str, None, pattern=PING_URL),
         verify_instance_class=reader.get(
             "verify_instance_class", str, "db.t4g.medium", pattern=INSTANCE_CLASS
         ),
@@ -391,6 +428,10 @@ def load(raw: Any) -> Config:
         object_lock_days=lock_days,
         janitor_schedule=reader.get("janitor_schedule", str, "cron(0 * * * ? *)", pattern=CRON),
         vpc_endpoints=endpoints,
+        chat_webhook_secret_arn=reader.get(
+            "chat_webhook_secret_arn", str, None, pattern=SECRET_ARN
+        ),
+        notify_success=reader.get("notify_success", bool, False),
     )
     reader.done()
     return config

@@ -201,24 +201,26 @@ class Fragments:
             ),
         ]
 
-    def notify(self, sid: str, subject: str, message_path: str = ERROR_PATH) -> tasks.SnsPublish:
-        return tasks.SnsPublish(
-            self.scope,
+    def notify(self, sid: str, event: str, message_path: str = ERROR_PATH) -> tasks.LambdaInvoke:
+        """Tell people through the notify function: it names the database, what happened
+        (`event`, one of handlers.messages.EVENTS), the error or failed checks at
+        `message_path`, the backup and a console link to this execution, then publishes to the
+        topic (and a chat webhook). It reads what it needs from the state it is given, so it
+        works on any path, whatever is (not yet) known there."""
+        return self.invoke(
             sid,
-            topic=self.res.topic,
-            subject=subject,
-            message=sfn.TaskInput.from_object(
-                {
-                    "execution": sfn.JsonPath.execution_id,
-                    "database": sfn.JsonPath.string_at("$.database"),
-                    "detail": sfn.JsonPath.object_at(message_path),
-                }
-            ),
-            result_path=sfn.JsonPath.DISCARD,
+            "notify",
+            {
+                "event": event,
+                "execution": sfn.JsonPath.execution_id,
+                "detail": sfn.JsonPath.object_at(message_path),
+                "state": sfn.JsonPath.entire_payload,
+            },
+            result_path=None,
         )
 
     # -- chains ------------------------------------------------------------------------
-    def delete_instance(self, subject: str, then: sfn.IChainable) -> tasks.LambdaInvoke:
+    def delete_instance(self, then: sfn.IChainable) -> tasks.LambdaInvoke:
         """Delete the temporary instance, then go on to `then`. A deletion that keeps failing
         notifies people (the janitor deletes it at its expiry) and still goes on to `then`."""
         delete = self.invoke(
@@ -228,7 +230,9 @@ class Fragments:
             result_path="$.deleted",
             retry_on=[INSTANCE_BUSY],
         )
-        leaked = self.notify("NotifyInstanceLeaked", subject, message_path="$.delete_error")
+        leaked = self.notify(
+            "NotifyInstanceLeaked", "instance-not-deleted", message_path="$.delete_error"
+        )
         delete.add_catch(leaked, result_path="$.delete_error")
         leaked.add_catch(then, result_path="$.notify_error")
         delete.next(then)
@@ -241,14 +245,14 @@ class Fragments:
             self.scope, sid, error_path=f"{ERROR_PATH}.Error", cause_path=f"{ERROR_PATH}.Cause"
         )
 
-    def failure(self, prefix: str, kind: str, subject: str) -> sfn.IChainable:
+    def failure(self, prefix: str, kind: str) -> sfn.IChainable:
         """Record the failure as a metric, tell people, end with the cause.
 
         Each step catches its own errors and carries on: a failure to notify must never
         hide the failure it was about.
         """
         fail = self.fail_with_error(f"{prefix}Failed")
-        notify = self.notify(f"{prefix}Notify", subject)
+        notify = self.notify(f"{prefix}Notify", f"{kind}-failed")
         notify.add_catch(fail, result_path="$.notify_error")
         payload: dict[str, Any] = {
             "kind": kind,

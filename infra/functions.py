@@ -18,6 +18,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from backproof.contract import EPHEMERAL_TAG, INSTANCE_PREFIX, METRICS_NAMESPACE
@@ -104,6 +105,17 @@ SPECS = {
     "stop_tasks": FunctionSpec(
         "handlers.stop_tasks.handler",
         "Stop the dump/restore task of an execution that ended badly",
+        Duration.minutes(1),
+        256,
+    ),
+    "freshness": FunctionSpec(
+        "handlers.freshness.handler",
+        "Publish each database's seconds since its newest verified backup",
+        Duration.minutes(5),
+    ),
+    "notify": FunctionSpec(
+        "handlers.notify.handler",
+        "Tell people what happened, with a console link; ping after verified backups",
         Duration.minutes(1),
         256,
     ),
@@ -228,7 +240,7 @@ class Functions(Construct):
             iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
             iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]),
         ]
-        for name in ("integrity", "validate_restore", "retention", "janitor"):
+        for name in ("integrity", "validate_restore", "retention", "freshness"):
             for statement in read_backups:
                 fn[name].add_to_role_policy(statement)
         fn["retention"].add_to_role_policy(
@@ -327,6 +339,34 @@ class Functions(Construct):
         )
         fn["retention"].add_environment("BACKPROOF_SLOTS_TABLE", self.slots.table_name)
         fn["janitor"].add_environment("BACKPROOF_SLOTS_KEY", SLOTS_KEY)
+
+    def watch_freshness(self, databases: list[str]) -> None:
+        """The freshness function reads these databases' backups from the store."""
+        self.fn["freshness"].add_environment("BACKPROOF_DATABASES", ",".join(databases))
+
+    def allow_notify(
+        self, topic: sns.ITopic, *, webhook_secret_arn: str | None, notify_success: bool
+    ) -> None:
+        """The notify function publishes to the (KMS-encrypted) topic and reads the chat
+        webhook's secret, when one is configured."""
+        fn = self.fn["notify"]
+        fn.add_environment("BACKPROOF_TOPIC_ARN", topic.topic_arn)
+        fn.add_environment("BACKPROOF_NOTIFY_SUCCESS", "true" if notify_success else "false")
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["sns:Publish"], resources=[topic.topic_arn])
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.key.key_arn]
+            )
+        )
+        if webhook_secret_arn:
+            fn.add_environment("BACKPROOF_CHAT_WEBHOOK_SECRET_ARN", webhook_secret_arn)
+            fn.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["secretsmanager:GetSecretValue"], resources=[webhook_secret_arn]
+                )
+            )
 
     def allow_janitor_to_describe(self, state_machine_arn: str) -> None:
         """The janitor frees slots held by verify executions that are no longer running."""

@@ -1,7 +1,7 @@
 """Alarms to SNS and a dashboard: every failure reaches a person with a next step.
 
-Metric names are emitted by `functions/handlers/record.py` and `janitor.py` (Powertools
-EMF, namespace `Backproof`, dimensions service + database).
+Metric names are emitted by `functions/handlers/record.py`, `janitor.py` and `freshness.py`
+(Powertools EMF, namespace `Backproof`, dimensions service + database).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from backproof.contract import (
     METRIC_INSTANCES_NOT_DELETED,
     METRIC_LEAKED_INSTANCES,
     METRIC_RESTORE_SECONDS,
-    METRIC_VERIFIED_AGE_HOURS,
+    METRIC_SECONDS_SINCE_VERIFIED,
     METRICS_NAMESPACE,
 )
 
@@ -31,10 +31,20 @@ from .config import Config, Database
 
 RECORD_SERVICE = "backproof-record"
 JANITOR_SERVICE = "backproof-janitor"
+FRESHNESS_SERVICE = "backproof-freshness"
+# The freshness function publishes every 15 minutes; its alarm fires after two periods in a
+# row breach (or have no data), so one late invocation never pages, a stopped one does.
+FRESHNESS_PERIOD = Duration.minutes(15)
+FRESHNESS_PERIODS = 2
 # Hours between backups per tier, plus slack for the dump, the wait for a slot and the verify.
 TIER_HOURS = {"daily": 24, "weekly": 7 * 24, "monthly": 31 * 24, "yearly": 366 * 24}
 VERIFY_SLACK_HOURS = 14
 AT_LEAST = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+
+
+def allowed_unverified_seconds(db: Database) -> int:
+    """The NoVerifiedBackup alarm's threshold on SecondsSinceVerifiedBackup."""
+    return allowed_unverified_hours(db) * 3600
 
 
 def allowed_unverified_hours(db: Database) -> int:
@@ -88,13 +98,15 @@ class Monitoring(Construct):
             threshold: float = 1,
             comparison: cw.ComparisonOperator = AT_LEAST,
             missing: cw.TreatMissingData = cw.TreatMissingData.NOT_BREACHING,
+            periods: int = 1,
         ) -> cw.Alarm:
             created = cw.Alarm(
                 self,
                 cid,
                 metric=metric,
                 threshold=threshold,
-                evaluation_periods=1,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods,
                 comparison_operator=comparison,
                 treat_missing_data=missing,
                 alarm_description=description,
@@ -158,18 +170,21 @@ class Monitoring(Construct):
             alarm(
                 f"NoVerifiedBackup-{db.name}",
                 app_metric(
-                    METRIC_VERIFIED_AGE_HOURS,
-                    JANITOR_SERVICE,
+                    METRIC_SECONDS_SINCE_VERIFIED,
+                    FRESHNESS_SERVICE,
                     db.name,
                     "Maximum",
-                    Duration.hours(2),
+                    FRESHNESS_PERIOD,
                 ),
-                f"{db.name}: newest verified backup is older than {hours} h, or the janitor "
-                "stopped "
-                "reporting. Check the backup and verify executions for this database.",
-                threshold=hours,
+                f"{db.name}: the newest verified backup is older than {hours} h (its most "
+                "frequent schedule plus slack), or the freshness function stopped reporting "
+                "(missing data breaches: a deleted schedule, a broken function, a region outage). "
+                "Run `backproof status`, check the latest backup and verify executions for this "
+                "database, and start a backup now if the schedule is broken.",
+                threshold=allowed_unverified_seconds(db),
                 comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 missing=cw.TreatMissingData.BREACHING,
+                periods=FRESHNESS_PERIODS,
             )
             alarm(
                 f"RtoOverTarget-{db.name}",
@@ -268,13 +283,30 @@ class Monitoring(Construct):
                 ],
             ),
             cw.GraphWidget(
-                title="Newest verified backup age (h)",
+                title="Newest verified backup age (h; alarm above the line)",
                 width=8,
                 left=[
-                    app_metric(
-                        METRIC_VERIFIED_AGE_HOURS, JANITOR_SERVICE, n, "Maximum", Duration.hours(1)
+                    cw.MathExpression(
+                        expression=f"age{i} / 3600",
+                        using_metrics={
+                            f"age{i}": app_metric(
+                                METRIC_SECONDS_SINCE_VERIFIED,
+                                FRESHNESS_SERVICE,
+                                db.name,
+                                "Maximum",
+                                FRESHNESS_PERIOD,
+                            )
+                        },
+                        label=db.name,
+                        period=FRESHNESS_PERIOD,
                     )
-                    for n in names
+                    for i, db in enumerate(config.databases)
+                ],
+                left_annotations=[
+                    cw.HorizontalAnnotation(
+                        value=allowed_unverified_hours(db), label=f"{db.name} allowed"
+                    )
+                    for db in config.databases
                 ],
             ),
         )

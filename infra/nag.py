@@ -76,6 +76,7 @@ def acknowledge(
     verify_machine: IConstruct,
     cluster: CfnElement,
     settings_prefix: str,
+    freshness_schedule_role: iam.IRole,
 ) -> None:
     """Acknowledge each known finding; `stack` resolves the logical ids findings name."""
     ARN.bind(stack)
@@ -145,7 +146,7 @@ def acknowledge(
             "Lambda names a log stream per execution environment; the log group is this "
             "function's own.",
         )
-        if name in ("integrity", "validate_restore", "retention", "janitor"):
+        if name in ("integrity", "validate_restore", "retention", "freshness"):
             _wild(policy, backups, objects)
         if name == "validate_restore":
             _wild(
@@ -212,6 +213,13 @@ def acknowledge(
         "generated.",
     )
 
+    _wild(
+        _policy(freshness_schedule_role),
+        f"{_ref(functions['freshness'])}:*",
+        "CDK's grantInvoke for the schedule's Lambda target covers the function's versions and "
+        "aliases (ARN:*); the same one function, invoked by EventBridge Scheduler only.",
+    )
+
     # -- state machines --
     invoked = {
         "verify": [
@@ -220,8 +228,9 @@ def acknowledge(
             "describe_instance",
             "delete_instance",
             "record",
+            "notify",
         ],
-        "backup": ["record", "retention"],
+        "backup": ["record", "retention", "notify"],
         "restore": [
             "validate_restore",
             "keep_instance",
@@ -229,8 +238,9 @@ def acknowledge(
             "describe_instance",
             "delete_instance",
             "record",
+            "notify",
         ],
-        "janitor": ["janitor"],
+        "janitor": ["janitor", "notify"],
     }
     for name, machine in machines.items():
         policy = _policy(machine.role)  # type: ignore[attr-defined]

@@ -1,15 +1,21 @@
-"""EventBridge Scheduler: one schedule per database and tier, and the janitor's."""
+"""EventBridge Scheduler: one schedule per database and tier, the janitor's, and the freshness
+function's (every 15 minutes, on the quarter hour, so each 15-minute alarm period gets one)."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, TimeZone
+from aws_cdk import Duration, Stack, TimeZone
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from .config import Config
+
+# On the quarter hour (UTC): one data point early in each 15-minute alarm period.
+FRESHNESS_SCHEDULE = "cron(0/15 * * * ? *)"
 
 
 def backup_payload(database: str, tier: str) -> dict[str, str]:
@@ -26,6 +32,7 @@ class Schedules(Construct):
         config: Config,
         backup: sfn.IStateMachine,
         janitor: sfn.IStateMachine,
+        freshness: lambda_.IFunction,
         key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -66,6 +73,31 @@ class Schedules(Construct):
                 input=scheduler.ScheduleTargetInput.from_object({}),
                 retry_attempts=3,
                 max_event_age=Duration.hours(1),
+            ),
+            key=key,
+        )
+        # Its own role (cdk-nag acknowledges the grant's ARN:* on it by name, in infra/nag.py).
+        self.freshness_role = iam.Role(
+            self,
+            "FreshnessInvoker",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            ),
+            description="backproof: EventBridge Scheduler invokes the freshness function",
+        )
+        self.freshness = scheduler.Schedule(
+            self,
+            "Freshness",
+            schedule_group=group,
+            description="backproof freshness: seconds since each database's newest verified backup",
+            schedule=scheduler.ScheduleExpression.expression(FRESHNESS_SCHEDULE, TimeZone.ETC_UTC),
+            target=targets.LambdaInvoke(
+                freshness,
+                input=scheduler.ScheduleTargetInput.from_object({}),
+                role=self.freshness_role,
+                retry_attempts=2,
+                max_event_age=Duration.minutes(10),
             ),
             key=key,
         )

@@ -63,8 +63,11 @@ class BackproofStack(Stack):
             max_concurrent_verifications=config.max_concurrent_verifications,
             subnet_groups=[vpc.subnet_group_name for vpc in networking.vpcs.values()],
         )
-        functions.fn["janitor"].add_environment(
-            "BACKPROOF_DATABASES", ",".join(db.name for db in config.databases)
+        functions.watch_freshness([db.name for db in config.databases])
+        functions.allow_notify(
+            notifications.topic,
+            webhook_secret_arn=config.chat_webhook_secret_arn,
+            notify_success=config.notify_success,
         )
         functions.read_settings("validate_restore", settings.prefix, settings.arn_prefix)
         res = Resources(
@@ -104,13 +107,6 @@ class BackproofStack(Stack):
             "restore": restore.state_machine,
             "janitor": janitor.state_machine,
         }
-        for machine in self.machines.values():
-            # Publishing to the encrypted topic needs the key.
-            machine.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[storage.key.key_arn]
-                )
-            )
         TaskStopper(
             self,
             "TaskStopper",
@@ -118,12 +114,13 @@ class BackproofStack(Stack):
             cluster_arn=compute.cluster_arn,
             machines=[backup.state_machine, verify.state_machine, restore.state_machine],
         )
-        Schedules(
+        schedules = Schedules(
             self,
             "Schedules",
             config=config,
             backup=backup.state_machine,
             janitor=janitor.state_machine,
+            freshness=functions.fn["freshness"],
             key=storage.key,
         )
         Monitoring(
@@ -149,6 +146,7 @@ class BackproofStack(Stack):
             verify_machine=verify.state_machine,
             cluster=compute.cluster,
             settings_prefix=settings.prefix,
+            freshness_schedule_role=schedules.freshness_role,
         )
 
     def _allow_logs(self, key: Any) -> None:

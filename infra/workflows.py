@@ -74,7 +74,7 @@ class VerifyWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         f = Fragments(self, res)
-        failed = f.failure("Verification", "verification", "backproof: verification failed")
+        failed = f.failure("Verification", "verification")
 
         # The integrity check comes first: it also validates the operator's input (a missing
         # field is rejected by name) and reads nothing but the store.
@@ -114,7 +114,7 @@ class VerifyWorkflow(Construct):
         release.add_catch(unlock, result_path="$.release_error")
         unlock.add_catch(outcome, result_path="$.release_error")
         release.next(unlock).next(outcome)
-        delete = f.delete_instance("backproof: temporary instance not deleted", then=release)
+        delete = f.delete_instance(then=release)
 
         request = sfn.Pass(
             self,
@@ -151,9 +151,14 @@ class VerifyWorkflow(Construct):
             },
             result_path=None,
         )
-        record.add_catch(sfn.Succeed(self, "VerifiedUnrecorded"), result_path="$.record_error")
+        # The ping after a verified backup (and, when configured, a success notification);
+        # neither a failure to record nor one to notify changes the outcome.
+        verified = sfn.Succeed(self, "Verified")
+        notify_verified = f.notify("NotifyVerified", "verified", message_path="$.verification")
+        notify_verified.add_catch(verified, result_path="$.notify_error")
+        record.add_catch(notify_verified, result_path="$.record_error")
         outcome.when(sfn.Condition.is_present(ERROR_PATH), failed).otherwise(
-            record.next(sfn.Succeed(self, "Verified"))
+            record.next(notify_verified).next(verified)
         )
         definition = (
             integrity.next(lock).next(resolve).next(acquire).next(instance_class).next(lifecycle)
@@ -178,7 +183,7 @@ class BackupWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         f = Fragments(self, res)
-        failed = f.failure("Backup", "backup", "backproof: backup failed")
+        failed = f.failure("Backup", "backup")
 
         resolve = f.resolve_config("ResolveConfig")
         resolve.add_catch(failed, result_path=ERROR_PATH)
@@ -236,6 +241,7 @@ class BackupWorkflow(Construct):
             {
                 "database": sfn.JsonPath.string_at("$.database"),
                 "retention": sfn.JsonPath.object_at("$.config.settings.retention"),
+                "retention_days": sfn.JsonPath.object_at("$.config.settings.retention_days"),
             },
             result_path="$.retention",
         )
@@ -283,7 +289,7 @@ class RestoreWorkflow(Construct):
         super().__init__(scope, construct_id)
         f = Fragments(self, res)
         rejected = f.fail_with_error("RequestRejected")
-        failed = f.failure("Restore", "restore", "backproof: operator restore failed")
+        failed = f.failure("Restore", "restore")
 
         # Validation reads nothing but the request and the store: nothing is touched yet.
         validate = f.invoke(
@@ -324,7 +330,7 @@ class RestoreWorkflow(Construct):
         )
 
         # -- into a new instance (kept on success, deleted on failure) --
-        delete = f.delete_instance("backproof: restore instance not deleted", then=failed)
+        delete = f.delete_instance(then=failed)
         new_request = sfn.Pass(
             self,
             "PrepareNewInstanceRequest",
@@ -356,7 +362,7 @@ class RestoreWorkflow(Construct):
         )
         keep_failed = f.notify(
             "NotifyKeepFailed",
-            "backproof: restored instance still tagged for deletion",
+            "instance-not-handed-over",
             message_path="$.keep_error",
         )
         keep_failed_end = sfn.Fail(
@@ -447,12 +453,12 @@ class JanitorWorkflow(Construct):
         f = Fragments(self, res)
         sweep = f.invoke("Sweep", "janitor", {"dry_run": False}, result_path="$.janitor")
         failed = f.fail_with_error("SweepFailed")
-        notify_failed = f.notify("NotifySweepFailed", "backproof: janitor failed")
+        notify_failed = f.notify("NotifySweepFailed", "janitor-failed")
         notify_failed.add_catch(failed, result_path="$.notify_error")
         sweep.add_catch(notify_failed.next(failed), result_path=ERROR_PATH)
         leaked = f.notify(
             "NotifyLeaked",
-            "backproof: leaked temporary instances deleted",
+            "instances-leaked",
             message_path="$.janitor",
         )
         done = sfn.Succeed(self, "Swept")

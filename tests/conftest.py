@@ -35,6 +35,7 @@ os.environ.update(
 )
 
 DATA = Path(__file__).parent / "data"
+SOURCE_MAJOR = int(os.environ.get("BACKPROOF_TEST_SOURCE_MAJOR", "15"))
 
 from backproof.jobs.backup import BackupRequest, BackupResult, ProgressFn, run_backup  # noqa: E402
 from backproof.pg.cluster import LocalCluster  # noqa: E402
@@ -55,8 +56,14 @@ def test_authority(tmp_path_factory: pytest.TempPathFactory) -> TestAuthority:
 
 @pytest.fixture(scope="session")
 def pg_cluster(test_authority: TestAuthority) -> Iterator[LocalCluster]:
-    """One real cluster for the session, serving TLS; tests create their own databases in it."""
-    with LocalCluster(name="backproof-test", tls=test_authority.server) as cluster:
+    """One real cluster for the session, serving TLS; tests create their own databases in it.
+    PostgreSQL SOURCE_MAJOR (or the nearest newer), not the newest installed: with the other
+    majors provisioned (BACKPROOF_PG_BIN_DIRS) the tools are 18, as deployed, and the sources
+    stay older than the tools, as most sources are (tests/integration/test_versions.py covers
+    every major)."""
+    with LocalCluster(
+        major=SOURCE_MAJOR, name="backproof-test", tls=test_authority.server
+    ) as cluster:
         yield cluster
 
 

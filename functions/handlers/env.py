@@ -44,12 +44,39 @@ class Settings:
 class JanitorSettings:
     slots_table: str
     slots_key: str
-    databases: tuple[str, ...]
 
     @classmethod
     def from_environ(cls) -> JanitorSettings:
-        names = tuple(n for n in required("BACKPROOF_DATABASES").split(",") if n)
-        return cls(required("BACKPROOF_SLOTS_TABLE"), required("BACKPROOF_SLOTS_KEY"), names)
+        return cls(required("BACKPROOF_SLOTS_TABLE"), required("BACKPROOF_SLOTS_KEY"))
+
+
+def databases() -> tuple[str, ...]:
+    """The configured databases' names (BACKPROOF_DATABASES, comma-separated)."""
+    return tuple(n for n in required("BACKPROOF_DATABASES").split(",") if n)
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """Where notifications go: the SNS topic always, a chat webhook when one is configured."""
+
+    topic_arn: str
+    webhook_secret_arn: str | None
+    notify_success: bool
+
+    @classmethod
+    def from_environ(cls) -> NotifySettings:
+        success = os.environ.get("BACKPROOF_NOTIFY_SUCCESS", "false").strip().lower()
+        if success not in ("true", "false"):
+            raise MissingSetting(
+                f"environment variable BACKPROOF_NOTIFY_SUCCESS must be true or false, got "
+                f"{success!r}"
+            )
+        return cls(
+            topic_arn=required("BACKPROOF_TOPIC_ARN"),
+            webhook_secret_arn=os.environ.get("BACKPROOF_CHAT_WEBHOOK_SECRET_ARN", "").strip()
+            or None,
+            notify_success=success == "true",
+        )
 
 
 @cache

@@ -1,4 +1,5 @@
-"""Apply grandfather-father-son retention to one database after a backup."""
+"""Apply grandfather-father-son retention to one database after a backup: the configured
+count per tier and, where configured, an age window (`retention_days`)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,15 @@ SETTINGS = settings()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     database = field(event, "database")
     keep = {**DEFAULT_KEEP, **{t: int(n) for t, n in field(event, "retention", dict).items()}}
+    days = {t: int(n) for t, n in field(event, "retention_days", dict, default={}).items()}
     # Backups a running verification or restore holds are kept whatever the counts say.
     in_use = backups_in_use(dynamodb(), required("BACKPROOF_SLOTS_TABLE"), database)
     plan = apply_retention(
-        store(), RetentionPolicy(keep=keep), database=database, dry_run=False, in_use=in_use
+        store(),
+        RetentionPolicy(keep=keep, keep_days=days),
+        database=database,
+        dry_run=False,
+        in_use=in_use,
     )
     metrics.add_dimension(name="database", value=database)
     metrics.add_metric(name=METRIC_BACKUPS_DELETED, unit="Count", value=len(plan.deleted))

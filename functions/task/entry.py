@@ -30,7 +30,7 @@ import boto3
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
-from backproof.contract import ERROR_VERIFICATION_FAILED
+from backproof.contract import ERROR_COULD_NOT_VERIFY, ERROR_VERIFICATION_FAILED
 from backproof.pg.database import create_database
 from backproof.pg.target import Target
 
@@ -236,7 +236,9 @@ def outcome(returncode: int, stdout: str, stderr: str) -> tuple[bool, dict[str, 
     if isinstance(result.get("error"), str):
         error = result["error"]
     elif result.get("verdict") == "failed":
-        error = ERROR_VERIFICATION_FAILED  # the report itself: checks failed
+        error = ERROR_VERIFICATION_FAILED  # the report itself: the backup is defective
+    elif result.get("verdict") == "could-not-verify":
+        error = ERROR_COULD_NOT_VERIFY  # the run could not finish; nothing said of the backup
     else:
         error = NO_RESULT
     return False, error[:MAX_ERROR], json.dumps(result)[:MAX_CAUSE]

@@ -18,6 +18,8 @@ from infra.app import build
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 ROOT = Path(__file__).resolve().parents[2]
+# The chat webhook's secret in the two-database configuration.
+CHAT_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/chat-AbCdEf"
 
 
 def cdk_context() -> dict[str, Any]:
@@ -75,6 +77,8 @@ def two_databases() -> dict[str, Any]:
     config["databases"].append(second)
     config["vpc_endpoints"] = True
     config["object_lock_days"] = 30
+    config["chat_webhook_secret_arn"] = CHAT_SECRET_ARN
+    config["notify_success"] = True
     return {**context, "backproof": config}
 
 

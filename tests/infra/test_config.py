@@ -80,6 +80,24 @@ def _break(path: list[Any], value: Any) -> dict[str, Any]:
         (["max_concurrent_verifications"], 0, "deployment: field 'max_concurrent_verifications'"),
         (["databases"], [], "field 'databases' must list at least one database"),
         (["databases", 0, "sslmode"], "verify", "field 'sslmode' must be one of"),
+        (
+            ["databases", 0, "retention", "daily"],
+            {"days": 30},
+            "retention.daily: field 'count' is missing",
+        ),
+        (
+            ["databases", 0, "retention", "daily"],
+            {"count": 7, "days": 0},
+            "retention.daily: field 'days' must be 1..3660",
+        ),
+        (
+            ["databases", 0, "retention", "daily"],
+            {"count": 7, "age": 30},
+            "retention.daily: field 'age' is not a known field",
+        ),
+        (["databases", 0, "ping_url"], "http://hc-ping.com/x", "field 'ping_url' has an invalid"),
+        (["chat_webhook_secret_arn"], "https://hooks.slack.com/x", "'chat_webhook_secret_arn'"),
+        (["notify_success"], "yes", "deployment: field 'notify_success' must be bool"),
     ],
 )
 def test_a_wrong_or_missing_field_is_named(path: list[Any], value: Any, message: str) -> None:
@@ -89,6 +107,38 @@ def test_a_wrong_or_missing_field_is_named(path: list[Any], value: Any, message:
     with pytest.raises(ConfigError) as caught:
         load(raw)
     assert message in str(caught.value)
+
+
+def test_retention_by_count_or_by_count_and_age() -> None:
+    # Given a tier kept by count and age, another by count only (existing configs stay valid)
+    raw = example()
+    raw["databases"][0]["retention"] = {
+        "daily": {"count": 7, "days": 10},
+        "weekly": 5,
+        "monthly": 12,
+    }
+    # When validated, Then counts and age windows are read apart and reach the settings
+    db = load(raw).databases[0]
+    assert db.retention == {"daily": 7, "weekly": 5, "monthly": 12}
+    assert db.retention_days == {"daily": 10}
+    assert db.settings()["retention_days"] == {"daily": 10}
+    assert load(example()).databases[0].settings()["retention_days"] == {}
+
+
+def test_notification_settings() -> None:
+    # Given a chat webhook secret, success notifications and a dead-man's-switch ping URL
+    raw = example()
+    secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/chat-AbCdEf"
+    raw.update(chat_webhook_secret_arn=secret, notify_success=True)
+    raw["databases"][0]["ping_url"] = "https://hc-ping.com/0f1e2d3c-4b5a"
+    # Then they are read; the ping URL travels with the database's settings
+    config = load(raw)
+    assert config.chat_webhook_secret_arn == secret and config.notify_success is True
+    assert config.databases[0].settings()["ping_url"] == "https://hc-ping.com/0f1e2d3c-4b5a"
+    # And all are optional: nothing is sent anywhere new unless configured
+    default = load(example())
+    assert default.chat_webhook_secret_arn is None and default.notify_success is False
+    assert default.databases[0].settings()["ping_url"] is None
 
 
 def test_restoring_over_a_backup_source_needs_the_flag() -> None:

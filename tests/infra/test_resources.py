@@ -9,7 +9,7 @@ from aws_cdk.assertions import Match
 
 from infra.functions import SPECS
 
-from .conftest import Synth
+from .conftest import CHAT_SECRET_ARN, Synth
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -272,7 +272,26 @@ def test_one_schedule_per_database_and_tier_plus_the_janitor(synth_two: Synth) -
         ("orders", "monthly"),
         ("orders", "weekly"),
     ]
-    assert inputs.count({}) == 1  # the janitor
+    assert inputs.count({}) == 2  # the janitor and the freshness function
+
+
+def test_freshness_runs_every_quarter_hour_from_its_own_schedule(synth: Synth) -> None:
+    # The freshness function is invoked directly by EventBridge Scheduler, not by a workflow
+    (schedule,) = [
+        s
+        for s in resources(synth.template, "AWS::Scheduler::Schedule").values()
+        if "Freshness" in s["Properties"]["Target"]["Arn"]["Fn::GetAtt"][0]
+    ]
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == "cron(0/15 * * * ? *)"
+    assert props["ScheduleExpressionTimezone"] == "Etc/UTC"
+    # and it knows which databases to report on
+    (fn,) = [
+        f
+        for f in resources(synth.template, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "handlers.freshness.handler"
+    ]
+    assert fn["Properties"]["Environment"]["Variables"]["BACKPROOF_DATABASES"] == "orders"
 
 
 def test_schedules_keep_their_time_zone(synth: Synth) -> None:
@@ -315,19 +334,100 @@ def test_topic_is_encrypted_and_every_alarm_notifies_it(synth: Synth) -> None:
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
 
 
-def test_missing_verification_reports_breach(synth: Synth) -> None:
-    synth.assertions.has_resource_properties(
-        "AWS::CloudWatch::Alarm",
-        {
-            "MetricName": "VerifiedBackupAgeHours",
-            "TreatMissingData": "breaching",
-            "Threshold": 38,
-            "Dimensions": Match.array_with([{"Name": "database", "Value": "orders"}]),
-        },
+def test_no_verified_backup_alarm_reads_the_freshness_metric_and_missing_data_breaches(
+    synth_two: Synth,
+) -> None:
+    # Given two databases: orders backed up daily, billing daily and yearly
+    alarms = {
+        k: v["Properties"]
+        for k, v in resources(synth_two.template, "AWS::CloudWatch::Alarm").items()
+        if k.startswith("MonitoringNoVerifiedBackup")
+    }
+    assert len(alarms) == 2
+    for database in ("orders", "billing"):
+        (props,) = [
+            p for p in alarms.values() if {"Name": "database", "Value": database} in p["Dimensions"]
+        ]
+        # Then each reads the freshness function's metric for its own database
+        assert props["Namespace"] == "Backproof"
+        assert props["MetricName"] == "SecondsSinceVerifiedBackup"
+        assert {"Name": "service", "Value": "backproof-freshness"} in props["Dimensions"]
+        assert props["Statistic"] == "Maximum"
+        # with the allowed age (the most frequent tier, 24 h, plus 14 h slack) in seconds
+        assert props["Threshold"] == 38 * 3600
+        assert props["ComparisonOperator"] == "GreaterThanThreshold"
+        # over the function's 15-minute cadence, two periods in a row
+        assert props["Period"] == 900
+        assert props["EvaluationPeriods"] == 2 and props["DatapointsToAlarm"] == 2
+        # and no data at all (no schedule, broken function, region outage) pages too
+        assert props["TreatMissingData"] == "breaching"
+
+
+def test_the_janitor_no_longer_publishes_the_age(synth: Synth) -> None:
+    metrics = {
+        a["Properties"].get("MetricName")
+        for a in resources(synth.template, "AWS::CloudWatch::Alarm").values()
+    }
+    assert "VerifiedBackupAgeHours" not in metrics
+    (janitor,) = [
+        f
+        for f in resources(synth.template, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "handlers.janitor.handler"
+    ]
+    assert "BACKPROOF_DATABASES" not in janitor["Properties"]["Environment"]["Variables"]
+    body = json.dumps(resources(synth.template, "AWS::CloudWatch::Dashboard"))
+    assert "SecondsSinceVerifiedBackup" in body and "VerifiedBackupAgeHours" not in body
+
+
+def test_notify_function_publishes_to_the_topic_only(synth: Synth) -> None:
+    (fn_id, fn) = next(
+        (k, f)
+        for k, f in resources(synth.template, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == "handlers.notify.handler"
     )
+    env = fn["Properties"]["Environment"]["Variables"]
+    topic_id = next(iter(resources(synth.template, "AWS::SNS::Topic")))
+    assert env["BACKPROOF_TOPIC_ARN"] == {"Ref": topic_id}
+    assert env["BACKPROOF_NOTIFY_SUCCESS"] == "false"
+    assert "BACKPROOF_CHAT_WEBHOOK_SECRET_ARN" not in env  # none configured in cdk.json
+    role = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        st
+        for policy in resources(synth.template, "AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for st in _statements(policy["Properties"]["PolicyDocument"])
+    ]
+    publish = [st for st in statements if st["Action"] == "sns:Publish"]
+    assert publish == [{"Action": "sns:Publish", "Effect": "Allow", "Resource": {"Ref": topic_id}}]
+    # The state machines no longer publish themselves: they invoke the notify function
+    for policy in resources(synth.template, "AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            continue
+        for st in _statements(policy["Properties"]["PolicyDocument"]):
+            assert "sns:Publish" not in _as_list(st["Action"]), fn_id
 
 
 def test_a_dashboard_per_deployment(synth: Synth) -> None:
     synth.assertions.has_resource_properties(
         "AWS::CloudWatch::Dashboard", {"DashboardName": "backproof-prod"}
     )
+
+
+def test_a_chat_webhook_secret_is_readable_by_the_notify_function_only(synth_two: Synth) -> None:
+    # Given a deployment with a chat webhook secret and success notifications on
+    functions = resources(synth_two.template, "AWS::Lambda::Function")
+    (notify,) = [
+        f for f in functions.values() if f["Properties"]["Handler"] == "handlers.notify.handler"
+    ]
+    env = notify["Properties"]["Environment"]["Variables"]
+    assert env["BACKPROOF_CHAT_WEBHOOK_SECRET_ARN"] == CHAT_SECRET_ARN
+    assert env["BACKPROOF_NOTIFY_SUCCESS"] == "true"
+    # Then exactly one role may read that secret: the notify function's
+    readers = {
+        role["Ref"]
+        for policy in resources(synth_two.template, "AWS::IAM::Policy").values()
+        for st in _statements(policy["Properties"]["PolicyDocument"])
+        if CHAT_SECRET_ARN in _as_list(st["Resource"])
+        for role in policy["Properties"]["Roles"]
+    }
+    assert readers == {notify["Properties"]["Role"]["Fn::GetAtt"][0]}

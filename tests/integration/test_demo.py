@@ -45,7 +45,7 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind() -> None:
             "content fingerprints",
             "freshness",
             "VERIFIED",
-            "verification.json",
+            "/verifications/",
             "shut everything down",
             "verified",
         ):

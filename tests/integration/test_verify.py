@@ -59,10 +59,9 @@ def test_good_backup_verifies_and_list_shows_it(
     out = capsys.readouterr().out
     # Then it passes, says so readably, and the evidence is beside the backup
     assert code == 0, out
-    assert "VERIFIED" in out and "exact row counts" in out and "verification.json" in out
-    report = stored_json(
-        s3_store, result.manifest_key.replace("manifest.json", "verification.json")
-    )
+    assert "VERIFIED" in out and "exact row counts" in out and "/verifications/" in out
+    (run_key,) = open_store(s3_store.url).find(result.manifest.backup_id).verification_keys
+    report = stored_json(s3_store, run_key)
     assert report["verdict"] == "verified" and report["instance"]["kind"] == "local"
     assert report["instance"]["server_major"] >= result.manifest.server_major
     assert {
@@ -149,7 +148,7 @@ def test_no_installed_server_for_the_backup_major_exits_2_without_a_report(
     assert code == 2
     assert "99" in capsys.readouterr().err
     objects = s3_store.s3.list_objects_v2(Bucket=s3_store.bucket)["Contents"]
-    assert not any(o["Key"].endswith("verification.json") for o in objects)
+    assert not any("/verifications/" in o["Key"] for o in objects)
     assert_torn_down(isolated_tmp)
 
 
@@ -172,7 +171,8 @@ def test_workflow_steps_integrity_then_restore_on_a_provided_server(
         )
     # Then the report is the same kind of evidence, written beside the backup
     assert report.passed, report.failures
-    assert stored_json(s3_store, stored.verification_key)["instance"]["identifier"] == "test"
+    assert report.report_key and report.report_key.startswith(stored.prefix + "verifications/")
+    assert stored_json(s3_store, report.report_key)["instance"]["identifier"] == "test"
     assert_torn_down(isolated_tmp)
 
 
@@ -237,6 +237,6 @@ def test_unwritable_evidence_fails_the_verification_but_keeps_the_result(
     report = verify_backup(store, result.manifest.backup_id)
     # Then every check passed, yet the verification fails because its evidence is not stored
     assert report.failures == [] and not report.passed
-    assert report.error and "verification.json could not be written" in report.error
+    assert report.error and "evidence could not be written" in report.error
     assert not store.find(result.manifest.backup_id).has_verification
     assert_torn_down(isolated_tmp)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backproof.pg.messages import classify_pg_restore_output
+from backproof.pg.messages import OWNERSHIP_SKIPPED_RULES, classify_pg_restore_output
 from backproof.pg.programs import PgProgram
 from backproof.pg.restore import PgRestore, RestoreOutcome
 from backproof.pg.target import Target
@@ -40,8 +40,9 @@ pg_restore: warning: errors ignored on restore: 2
 """
 
 
-def test_parallel_output_keeps_fk_failure_fatal_and_owner_harmless() -> None:
-    messages = classify_pg_restore_output(PARALLEL_OUTPUT)
+def test_parallel_output_keeps_fk_failure_fatal_and_owner_harmless_when_owners_skipped() -> None:
+    # Where the operator chose --no-owners, a missing owner role is what was asked for
+    messages = classify_pg_restore_output(PARALLEL_OUTPUT, OWNERSHIP_SKIPPED_RULES)
     assert [(m.severity, m.fatal) for m in messages] == [
         ("error", False),
         ("error", True),
@@ -49,6 +50,18 @@ def test_parallel_output_keeps_fk_failure_fatal_and_owner_harmless() -> None:
     ]
     assert "role" in messages[0].reason
     assert "b_id_fkey" in messages[1].text and "REFERENCES public.a" in messages[1].text
+
+
+def test_missing_role_is_fatal_unless_the_operator_skipped_ownership() -> None:
+    # A verification creates the roles first: one still missing means owners were not restored
+    messages = classify_pg_restore_output(PARALLEL_OUTPUT)
+    assert [m.fatal for m in messages] == [True, True, False]
+    member = (
+        'pg_restore: error: could not execute query: ERROR:  must be able to SET ROLE "app"\n'
+        "Command was: ALTER TABLE public.b OWNER TO app;\n"
+    )
+    assert [m.fatal for m in classify_pg_restore_output(member)] == [True]
+    assert [m.fatal for m in classify_pg_restore_output(member, OWNERSHIP_SKIPPED_RULES)] == [False]
 
 
 def test_serial_output_attaches_toc_context_and_knows_old_server_settings() -> None:

@@ -37,12 +37,17 @@ HANDLERS = (
     "validate_restore",
     "janitor",
     "stop_tasks",
+    "freshness",
+    "notify",
 )
 SLOTS_TABLE = "backproof-slots"
 # Where the stack stores each database's settings (deployment "prod" in cdk.json).
 SETTINGS_PREFIX = "/backproof/prod/databases"
 SLOTS_KEY = "verify-slots"
 SUBNET_GROUP = "backproof-verify"
+# The topic the stack's notify function publishes to: deployment.py creates it in moto under
+# this name, the notify tests create it themselves.
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:backproof"
 
 
 def event(name: str) -> Any:
@@ -85,6 +90,7 @@ class World:
             "BACKPROOF_SLOTS_KEY": SLOTS_KEY,
             "BACKPROOF_DATABASES": "orders",
             "BACKPROOF_SETTINGS_PREFIX": SETTINGS_PREFIX,
+            "BACKPROOF_TOPIC_ARN": TOPIC_ARN,
         }
 
 

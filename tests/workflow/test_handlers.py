@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from backproof.contract import EXECUTION_TAG
+from backproof.errors import DeletionRefused
 from backproof.instances.rds import RdsSettings, create_instance
 from backproof.store import open_store
 from infra.config import load
@@ -112,13 +113,6 @@ def test_instance_lifecycle_handlers(handlers: dict[str, ModuleType], world: Wor
     described = handlers["describe_instance"].handler(event("handlers/describe_instance"), CTX)
     assert described["status"] == "available" and described["port"] == 5432
 
-    kept = handlers["keep_instance"].handler(event("handlers/keep_instance"), CTX)
-    assert kept["kept"] is True
-    arn = kept["instance_arn"]
-    assert "backproof:ephemeral" not in {
-        t["Key"] for t in rds.list_tags_for_resource(ResourceName=arn)["TagList"]
-    }
-
     deleted = handlers["delete_instance"].handler(event("handlers/delete_instance"), CTX)
     assert deleted == {"instance_id": identifier, "deletion_started": True}
     # Deleting again is not an error: the workflow may retry
@@ -126,6 +120,22 @@ def test_instance_lifecycle_handlers(handlers: dict[str, ModuleType], world: Wor
     assert again["deletion_started"] is False
     gone = handlers["describe_instance"].handler(event("handlers/describe_instance"), CTX)
     assert gone["status"] == "not-found"
+
+
+def test_an_instance_handed_over_to_the_operator_can_no_longer_be_deleted(
+    handlers: dict[str, ModuleType], world: World
+) -> None:
+    # Given a restored instance handed over to the operator (its ephemeral tags removed)
+    handlers["create_instance"].handler(
+        {**event("handlers/create_instance"), "security_group_id": world.security_group_id}, CTX
+    )
+    kept = handlers["keep_instance"].handler(event("handlers/keep_instance"), CTX)
+    assert kept["kept"] is True
+    tags = boto3.client("rds").list_tags_for_resource(ResourceName=kept["instance_arn"])
+    assert "backproof:ephemeral" not in {t["Key"] for t in tags["TagList"]}
+    # When anything asks backproof to delete it, Then the engine refuses: it is the operator's
+    with pytest.raises(DeletionRefused, match="not tagged backproof:ephemeral"):
+        handlers["delete_instance"].handler(event("handlers/delete_instance"), CTX)
 
 
 def test_retention_spares_a_backup_being_restored_and_the_janitor_frees_dead_locks(
@@ -310,12 +320,11 @@ def test_janitor_deletes_expired_instances_and_frees_stale_slots(
         "Item"
     ]
     assert item["count"] == {"N": "0"} and "gone" not in item
-    # No backup has been verified yet: the age metric makes the alarm fire
-    assert result["verified_age_hours"] == {"orders": handlers["janitor"].NEVER_VERIFIED_HOURS}
     docs = emf(capsys.readouterr().out)
-    ages = [d for d in docs if "VerifiedBackupAgeHours" in d]
-    assert ages[0]["database"] == "orders" and ages[0]["service"] == JANITOR_SERVICE
     assert any(d.get("LeakedInstancesDeleted") == 1.0 for d in docs)
+    # The age of verified backups is the freshness function's now, not the janitor's
+    assert not any("VerifiedBackupAgeHours" in d for d in docs)
+    assert all(d["service"] == JANITOR_SERVICE for d in docs)
 
 
 def test_handlers_fail_at_cold_start_naming_a_missing_variable(
@@ -383,3 +392,17 @@ def test_an_ended_execution_has_its_task_stopped(
     # And an execution that succeeded stops nothing
     succeeded = {**sample, "detail": {**sample["detail"], "status": "SUCCEEDED"}}
     assert handlers["stop_tasks"].handler(succeeded, CTX)["stopped"] == []
+
+
+def test_a_verification_that_could_not_finish_is_not_counted_as_failed(
+    handlers: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a verify execution whose run could not finish (the instance never came up)
+    failed = event("handlers/record-verification-failed")
+    failed["error"] = {"Error": "CouldNotVerify", "Cause": '{"verdict": "could-not-verify"}'}
+    # When its outcome is recorded
+    handlers["record"].handler(failed, CTX)
+    # Then it counts as incomplete, not as a failed verification (whose alarm means a defect)
+    (doc,) = emf(capsys.readouterr().out)
+    assert doc.get("VerificationIncomplete") == 1.0
+    assert "VerificationFailed" not in doc

@@ -188,6 +188,11 @@ def test_verify_runs_against_the_given_server_with_the_operator_checks() -> None
         ),
         (
             1,
+            '{"verdict": "could-not-verify", "error": null}\n',
+            (False, "CouldNotVerify", '{"verdict": "could-not-verify", "error": null}'),
+        ),
+        (
+            1,
             '{"error": "SourceUnavailable", "message": "down"}\n',
             (False, "SourceUnavailable", '{"error": "SourceUnavailable", "message": "down"}'),
         ),

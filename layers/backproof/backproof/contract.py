@@ -32,6 +32,7 @@ METRIC_BACKUP_BYTES = "BackupBytes"
 METRIC_BACKUP_SECONDS = "BackupSeconds"
 METRIC_VERIFICATION_SUCCEEDED = "VerificationSucceeded"
 METRIC_VERIFICATION_FAILED = "VerificationFailed"
+METRIC_VERIFICATION_INCOMPLETE = "VerificationIncomplete"
 METRIC_RESTORE_FAILED = "RestoreFailed"
 METRIC_CHECK_FAILURES = "CheckFailures"
 METRIC_RESTORE_SECONDS = "RestoreSeconds"
@@ -39,7 +40,10 @@ METRIC_LEAKED_INSTANCES = "LeakedInstancesDeleted"
 METRIC_INSTANCES_NOT_DELETED = "ExpiredInstancesNotDeleted"
 METRIC_STALE_SLOTS = "StaleSlotsReleased"
 METRIC_ORPHAN_TASKS_STOPPED = "OrphanTasksStopped"
-METRIC_VERIFIED_AGE_HOURS = "VerifiedBackupAgeHours"
+# Published every 15 minutes per database (dimension `database`) by the freshness function,
+# read from the store itself; a database never verified reports NEVER_VERIFIED_SECONDS.
+METRIC_SECONDS_SINCE_VERIFIED = "SecondsSinceVerifiedBackup"
+NEVER_VERIFIED_SECONDS = 10 * 365 * 24 * 3600
 METRIC_BACKUPS_DELETED = "BackupsDeleted"
 METRIC_RETENTION_DELETE_FAILURES = "RetentionDeleteFailures"
 
@@ -57,6 +61,8 @@ BAD_INPUT_ERRORS = (
     "BackupNotFound",
 )
 ERROR_VERIFICATION_FAILED = "VerificationFailed"
+# The verification could not finish for reasons outside the backup; not a defect.
+ERROR_COULD_NOT_VERIFY = "CouldNotVerify"
 ERROR_INSTANCE_BUSY = "InstanceBusy"
 # Worth another attempt: the source or the store was unreachable for a while.
 RETRYABLE_TASK_ERRORS = ("SourceUnavailable", "UploadFailed")

@@ -13,12 +13,12 @@ from types import FrameType
 
 from .. import __version__
 from ..errors import EXIT_FAILED, BackproofError, Interrupted, redact
-from . import backup, demo, listing, restore, retention, verify
+from . import backup, demo, listing, restore, retention, status, verify
 from .args import Parser
 
 Handler = Callable[[argparse.Namespace], int]
 # One module per subcommand, in the order `--help` lists them.
-SUBCOMMANDS = (backup, listing, retention, verify, restore, demo)
+SUBCOMMANDS = (backup, listing, status, retention, verify, restore, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -164,7 +164,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--scale", type=float, default=1.0, help="size of the seeded shop (1.0 = about 100k rows)"
     )
-    p.add_argument("--report-file", type=Path, help="also write verification.json here")
+    p.add_argument("--report-file", type=Path, help="also write the verification evidence here")
     p.set_defaults(handler=run)
 
 

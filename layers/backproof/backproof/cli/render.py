@@ -20,12 +20,18 @@ _CHECK_TITLES = {
     "integrity.encryption": "archive encryption",
     "integrity.decompress": "archive decompresses",
     "integrity.raw_size": "archive raw size",
+    "integrity.roles": "roles object SHA-256",
+    "roles": "roles created before the restore",
+    "owner": "object owners",
+    "privileges": "grants, column grants, RLS policies",
     "restore": "pg_restore messages",
     "table_present": "tables present",
     "row_count": "exact row counts",
     "fingerprint": "content fingerprints",
     "object_count": "schema object counts",
     "sequence": "sequences at/after recorded value",
+    "sequence_owner": "sequences owned by the same column",
+    "sequence_ahead_of_column": "sequences ahead of their column's rows",
     "large_objects": "large objects",
     "extension": "extensions",
     "indexes_valid": "indexes valid",
@@ -108,6 +114,7 @@ def _render_footer(report: VerificationReport, console: Console) -> None:
         console.print(
             f"instance: {inst.get('kind')} PostgreSQL {inst.get('server_version')}"
             + (f" ({inst['identifier']})" if inst.get("identifier") else "")
+            + (f", restored as {inst['restore_as']}" if inst.get("restore_as") else "")
         )
     if report.report_key:
         console.print(f"evidence: {report.report_key}")

@@ -52,10 +52,24 @@ def register(sub: Subparsers) -> None:
         help="drop and re-create the backup's objects in a non-empty target",
     )
     p.add_argument("--confirm", metavar="DBNAME", help="the target database's name, typed back")
-    p.add_argument(
+    owners = p.add_mutually_exclusive_group()
+    owners.add_argument(
         "--keep-owners",
         action="store_true",
-        help="restore ownership and grants (the roles must exist on the target)",
+        default=None,
+        help="restore ownership and grants (the default when the backup recorded its roles; "
+        "with an older backup, the roles must exist on the target)",
+    )
+    owners.add_argument(
+        "--no-owners",
+        dest="keep_owners",
+        action="store_false",
+        help="restore without ownership and grants (objects owned by the restoring role)",
+    )
+    p.add_argument(
+        "--create-roles",
+        action="store_true",
+        help="create the roles the target lacks first (NOLOGIN, without passwords)",
     )
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--pg-bin-dir", type=Path)
@@ -78,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         confirm=args.confirm,
         jobs=args.jobs,
         keep_owners=args.keep_owners,
+        create_roles=args.create_roles,
         pg_bin_dir=args.pg_bin_dir,
         operator_checks=operator_checks(args),
     )

@@ -22,13 +22,19 @@ def register(sub: Subparsers) -> None:
         help="newest backups to keep per tier (default daily=7,weekly=5,monthly=12,"
         "yearly=3,safety=5; manual backups are kept)",
     )
+    p.add_argument(
+        "--keep-days",
+        metavar="TIER=DAYS,...",
+        help="also keep every backup of the tier younger than DAYS (a backup is deleted only "
+        "when outside both the count and the age window), e.g. daily=10,monthly=400",
+    )
     p.add_argument("--dry-run", action="store_true", help="show the plan, delete nothing")
     add_output_args(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    policy = RetentionPolicy.parse(args.keep)
+    policy = RetentionPolicy.parse(args.keep, args.keep_days)
     plan = apply_retention(
         open_store(args.store), policy, database=args.database_name, dry_run=args.dry_run
     )

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..instances import INSTANCE_KINDS
+from ..instances.local import RDS_MASTER, RESTORE_AS
 from ..instances.rds import RdsSettings
 from ..jobs.verify import VerifyOptions, verify_backup, verify_on_target
 from ..model.operator import OperatorChecks
@@ -41,10 +42,17 @@ def register(sub: Subparsers) -> None:
         default="local",
         help="where to restore: a local ephemeral cluster or a temporary RDS instance",
     )
+    p.add_argument(
+        "--restore-as",
+        choices=RESTORE_AS,
+        default=RDS_MASTER,
+        help="the role a local instance restores as: a non-superuser like RDS's master user "
+        "(default), or a superuser for databases that need one and never go to RDS",
+    )
     add_operator_check_args(p)
     p.add_argument("--jobs", type=int, default=None, help="pg_restore jobs (default: cores)")
     p.add_argument("--pg-bin-dir", type=Path, help="directory holding pg_restore/initdb to prefer")
-    p.add_argument("--no-write", action="store_true", help="do not write verification.json")
+    p.add_argument("--no-write", action="store_true", help="do not write the verification evidence")
     rds = p.add_argument_group("RDS instance (--instance rds)")
     rds.add_argument("--rds-subnet-group", default=os.environ.get("BACKPROOF_RDS_SUBNET_GROUP"))
     rds.add_argument(
@@ -93,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         pg_bin_dir=args.pg_bin_dir,
         instance_options=rds_options(args) if args.instance == "rds" else None,
         write=not args.no_write,
+        restore_as=args.restore_as,
     )
     with StepProgress(watching(args)) as status:
         if args.target_url:

@@ -4,7 +4,8 @@
 2. Run `pg_dump --snapshot` so the archive shows exactly that instant, while the same
    transaction takes the inventory (row counts, fingerprints, object counts).
 3. Compress, hash and upload the archive in parts as pg_dump writes it.
-4. Write the manifest last. A failure anywhere aborts the upload: no manifest, no backup.
+4. Store the cluster's roles (read in the snapshot) beside it as roles.json.
+5. Write the manifest last. A failure anywhere aborts the upload: no manifest, no backup.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ from .. import __version__
 from ..compression import compressor
 from ..errors import BackproofError, BadInput, DumpFailed, JobFailed, redact
 from ..model.manifest import COMPRESSIONS, TIERS, ArchiveInfo, Inventory, Manifest, new_backup_id
+from ..model.sequences import SequenceState, record_bounds
 from ..pg.dump import READ_CHUNK, PgDump
 from ..pg.inventory import take_inventory
 from ..pg.programs import find_program
+from ..pg.roles import read_roles
+from ..pg.sequences import read_sequences
 from ..pg.target import Target
 from ..signals import signals_deferred
 from ..store import BackupStore, MultipartUpload, validate_database_name
+from .ownership import store_roles
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 
@@ -79,10 +84,15 @@ def validate_request(req: BackupRequest) -> None:
 
 class _InventoryThread(threading.Thread):
     def __init__(
-        self, conn: psycopg.Connection[Any], fingerprints: bool, progress: ProgressFn
+        self,
+        conn: psycopg.Connection[Any],
+        fingerprints: bool,
+        progress: ProgressFn,
+        sequences: list[SequenceState],
     ) -> None:
         super().__init__(name="inventory", daemon=True)
         self.conn, self.fingerprints, self.progress = conn, fingerprints, progress
+        self.sequences = sequences
         self.result: Inventory | None = None
         self.error: BaseException | None = None
         self.seconds = 0.0
@@ -94,6 +104,7 @@ class _InventoryThread(threading.Thread):
                 self.conn,
                 fingerprints=self.fingerprints,
                 on_table=lambda t: self.progress("table", {"table": t.qualified, "rows": t.rows}),
+                sequences=self.sequences,
             )
         except BaseException as exc:  # reported by the main thread
             self.error = exc
@@ -144,11 +155,15 @@ def _backup_in_snapshot(
     ).fetchone()  # type: ignore[misc]
     backup_id = new_backup_id(started)
     key = req.store.archive_key(req.database_name, backup_id, req.compression)
+    # Sequences are not transactional: read them now, before pg_dump reads them, so what the
+    # manifest records is a bound pg_dump's values satisfy (model/sequences.py).
+    sequences = _read_sequences(conn)
     progress("snapshot", {"snapshot": snapshot_id, "backup_id": backup_id})
+    roles = read_roles(conn)  # the cluster's roles as of the snapshot (no passwords)
 
     upload = req.store.open_upload(key, tier=req.tier)
-    dump = PgDump(pg_dump, req.source, snapshot_id, req.extra_pg_dump_args)
-    inventory = _InventoryThread(conn, req.fingerprints, progress)
+    dump = PgDump(pg_dump, req.source, snapshot_id, _dump_args(conn, req.extra_pg_dump_args))
+    inventory = _InventoryThread(conn, req.fingerprints, progress, sequences)
     try:
         dump.start()
         inventory.start()
@@ -172,6 +187,7 @@ def _backup_in_snapshot(
     try:
         conn.rollback()  # ends the snapshot; the transaction was read-only
         assert inventory.result is not None
+        inventory.result.sequences = record_bounds(sequences, _read_again(conn))
 
         manifest = Manifest(
             backup_id=backup_id,
@@ -200,6 +216,7 @@ def _backup_in_snapshot(
             ),
             inventory=inventory.result,
             dump_options={"extra_args": req.extra_pg_dump_args, "fingerprints": req.fingerprints},
+            roles=store_roles(req.store, req.database_name, backup_id, roles, tier=req.tier),
         )
         manifest.timings = {
             "dump_seconds": round(dump_seconds, 3),
@@ -245,6 +262,34 @@ def _stream(
         upload.write(tail)
     progress("bytes", {"raw": raw, "stored": upload.size})
     return raw, digest.hexdigest()
+
+
+def _dump_args(conn: psycopg.Connection[Any], extra: list[str]) -> list[str]:
+    """pg_dump writes in the session's client encoding, which a role or a database may set to
+    one that cannot hold the data: ask for the database's own (pg_dump's default otherwise),
+    unless the caller chose one."""
+    encoding = conn.info.parameter_status("server_encoding")
+    if not encoding or any(a == "-E" or a.startswith(("--encoding", "-E")) for a in extra):
+        return list(extra)
+    return [f"--encoding={encoding}", *extra]
+
+
+def _read_sequences(conn: psycopg.Connection[Any]) -> list[SequenceState]:
+    try:
+        return read_sequences(conn)
+    except psycopg.Error as exc:
+        raise _inventory_failure(exc) from exc
+
+
+def _read_again(conn: psycopg.Connection[Any]) -> list[SequenceState] | None:
+    """Sequences once pg_dump is done, to see which went backwards meanwhile (outside the
+    snapshot, which has ended); None if they cannot be read: then no bound is withdrawn."""
+    try:
+        return read_sequences(conn)
+    except psycopg.Error:
+        return None
+    finally:
+        conn.rollback()
 
 
 def _cancel(conn: psycopg.Connection[Any]) -> None:

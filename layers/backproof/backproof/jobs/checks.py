@@ -20,20 +20,15 @@ from psycopg import sql
 from ..model.checks import FAIL, PASS, SKIP, WARN, CheckResult, compare
 from ..model.manifest import Inventory, Manifest, TableStats
 from ..model.operator import OperatorChecks
-from ..pg.inventory import ALGORITHM, take_inventory
+from ..model.sequences import check_ahead_of_column, compare_sequence
+from ..pg.inventory import ALGORITHM, invalid_indexes, take_inventory
+from ..pg.messages import error_line, message_subject
 from ..pg.restore import RestoreOutcome
+from ..pg.sequences import owned_column_extremes
 from .operator_checks import first_line, run_operator_checks
+from .privilege_checks import compare_privileges
 
 # -- the comparison ---------------------------------------------------------------------------
-_INVALID_INDEXES_SQL = """
-SELECT n.nspname, c.relname
-FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE NOT (i.indisvalid AND i.indisready AND i.indislive)
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
-ORDER BY 1, 2
-"""
-
 _NOT_VALID_CONSTRAINTS_SQL = """
 SELECT n.nspname, r.relname, k.conname
 FROM pg_constraint k JOIN pg_class r ON r.oid = k.conrelid
@@ -53,11 +48,13 @@ def run_checks(
     *,
     tables: set[tuple[str, str]] | None = None,
     progress: ProgressFn | None = None,
+    owners: bool = False,
 ) -> list[CheckResult]:
     """Compare the database `conn` is connected to with the manifest.
 
     `tables` limits the comparison to those (schema, name) pairs (a selective restore into a
-    database holding other things); object counts are then not compared.
+    database holding other things); object counts are then not compared. `owners`: the
+    restore kept owners and grants, so they are compared too (jobs/privilege_checks.py).
     """
     note = progress or (lambda _msg: None)
     expected = manifest.inventory
@@ -73,6 +70,8 @@ def run_checks(
             on_table=lambda t: note(f"fingerprinted {t.qualified}"),
         )
         results = compare_inventories(expected, found, tables=tables)
+        results.extend(compare_privileges(expected, found, tables=tables, restored=owners))
+        results.extend(check_owned_sequences(conn, expected, found, tables))
         if not with_fingerprints:
             results.append(
                 CheckResult(
@@ -84,7 +83,7 @@ def run_checks(
                     "manifest has no fingerprints this backproof can compare; row counts only",
                 )
             )
-        results.append(check_indexes_valid(conn))
+        results.append(check_indexes_valid(conn, expected.invalid_indexes))
         conn.rollback()
     finally:
         conn.rollback()
@@ -193,36 +192,67 @@ def _compare_sequences(
         key = (seq.schema, seq.name)
         if tables is not None and key not in now:
             continue  # a selective restore need not bring every sequence
-        subject = f"{seq.schema}.{seq.name}"
-        got = now.get(key)
-        if got is None:
-            results.append(CheckResult("sequence", subject, seq.last_value, None, FAIL, "missing"))
-            continue
-        ok = seq.last_value is None or (
-            got.last_value is not None and got.last_value >= seq.last_value
-        )
-        results.append(
-            CheckResult(
-                "sequence",
-                subject,
-                f">= {seq.last_value}" if seq.last_value is not None else "any",
-                got.last_value,
-                PASS if ok else FAIL,
-                "" if ok else "sequence is behind its recorded value: new rows would collide",
-            )
-        )
+        results.extend(compare_sequence(seq, now.get(key), selective=tables is not None))
     return results
 
 
-def check_indexes_valid(conn: psycopg.Connection[Any]) -> CheckResult:
-    invalid = [f"{s}.{n}" for s, n in conn.execute(_INVALID_INDEXES_SQL).fetchall()]
+def check_owned_sequences(
+    conn: psycopg.Connection[Any],
+    expected: Inventory,
+    found: Inventory,
+    tables: set[tuple[str, str]] | None = None,
+) -> list[CheckResult]:
+    """Each restored sequence (of those the manifest lists) that a column owns hands out
+    values beyond the column's rows: otherwise new rows collide. Asked of the restored
+    database itself, so manifests of any version get it."""
+    listed = {(s.schema, s.name) for s in expected.sequences}
+    owned = [
+        s
+        for s in found.sequences
+        if (s.schema, s.name) in listed
+        and s.owned_by is not None
+        and (tables is None or (s.owned_by.schema, s.owned_by.table) in tables)
+    ]
+    extremes = owned_column_extremes(conn, owned)
+    results = []
+    for seq in owned:
+        key = (seq.schema, seq.name)
+        if key in extremes:
+            results.append(check_ahead_of_column(seq, extremes[key]))
+        else:
+            results.append(
+                CheckResult(
+                    "sequence_ahead_of_column",
+                    seq.qualified,
+                    "any",
+                    seq.next_value,
+                    SKIP,
+                    "owned by a column that is not an integer column of a table",
+                )
+            )
+    return results
+
+
+def check_indexes_valid(
+    conn: psycopg.Connection[Any], invalid_in_source: list[str] | None = None
+) -> CheckResult:
+    """Indexes invalid after the restore fail, unless the manifest records them invalid in the
+    source too (e.g. a partitioned index some partition has no index for). Without that record
+    (older manifests) every invalid index fails."""
+    invalid = invalid_indexes(conn)
+    known = set(invalid_in_source or ())
+    new = [name for name in invalid if name not in known]
+    as_before = [name for name in invalid if name in known]
+    detail = ", ".join(new)
+    if as_before:
+        detail += ("; " if detail else "") + "invalid in the source too: " + ", ".join(as_before)
     return CheckResult(
         "indexes_valid",
         "all indexes",
-        0,
+        len(as_before),
         len(invalid),
-        FAIL if invalid else PASS,
-        ", ".join(invalid),
+        FAIL if new else PASS,
+        detail,
     )
 
 
@@ -284,15 +314,16 @@ def restore_check(outcome: RestoreOutcome) -> list[CheckResult]:
             or ("" if outcome.ok else "pg_restore failed without a message"),
         )
     ]
+    # One row per message, named by its object, so a reader sees what failed and why.
     results += [
         CheckResult(
             "restore",
-            m.toc_entry or "pg_restore",
+            message_subject(m),
             "harmless",
-            m.text.splitlines()[-1][:200] if m.text else "",
-            WARN,
+            error_line(m),
+            FAIL if m.fatal else WARN,
             m.reason,
         )
-        for m in outcome.harmless
+        for m in [*fatal, *outcome.harmless]
     ]
     return results

@@ -1,6 +1,7 @@
 """Integrity: is the stored backup what its manifest describes? Checked before anything is
-restored or created: the manifest's format and version, the archive's location, size,
-encryption and streamed SHA-256, and (once decompressed) the size pg_dump wrote.
+restored or created: the manifest's format and version, the roles object's size, SHA-256 and
+encryption (jobs/ownership.py), the archive's location, size, encryption and streamed
+SHA-256, and (once decompressed) the size pg_dump wrote.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..model.checks import FAIL, PASS, CheckResult
 from ..model.manifest import ArchiveInfo, Manifest
 from ..pg.offsets import add_data_offsets
 from ..store import BackupStore, StoredBackup
+from .ownership import roles_integrity
 
 ProgressFn = Callable[[str], None]
 DOWNLOAD_CHUNK = 1 << 20
@@ -98,6 +100,7 @@ def integrity_checks(
             PASS,
         )
     ]
+    results += roles_integrity(store, stored, manifest)[1]  # roles.json, in manifests that list it
     info = manifest.archive
     if not info.key.startswith(stored.prefix):
         results.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model.report import verification_status
+from ..model.report import verdict_of, verification_status
 from ..store import BackupStore, StoredBackup
 
 
@@ -34,6 +34,9 @@ def backup_rows(backups: list[StoredBackup]) -> list[dict[str, Any]]:
                 "rows": m.inventory.total_rows if m else None,
                 "verification": status,
                 "restore_seconds": restore_seconds,
+                # every run, could-not-verify included (the status counts only conclusive ones)
+                "verification_runs": len(b.verifications),
+                "last_run": verdict_of(b.last_run),
                 "complete": b.complete,
                 "prefix": b.prefix,
             }

@@ -21,14 +21,16 @@ from ..model.operator import OperatorChecks, resolve_table, split_identifier_pat
 from ..model.report import VerificationReport
 from ..model.restore import RestorePlan
 from ..pg.database import user_relations
+from ..pg.messages import HARMLESS_RULES, OWNERSHIP_SKIPPED_RULES
 from ..pg.programs import PgProgram
-from ..pg.restore import PgRestore
+from ..pg.restore import PgRestore, restore_archive
 from ..pg.target import Target
 from ..pg.toc import expand_partitioned, select_table_entries
 from ..store import BackupStore, StoredBackup, validate_database_name
 from .backup import BackupRequest, run_backup
 from .checks import restore_check, run_checks
 from .integrity import check_integrity
+from .ownership import load_roles, plan_owners, roles_for_restore
 from .verify import select_pg_restore
 
 ProgressFn = Callable[[str], None]
@@ -46,7 +48,10 @@ class RestoreRequest:
     clean: bool = False
     confirm: str | None = None
     jobs: int | None = None
-    keep_owners: bool = False
+    # None: keep owners and grants when the backup recorded its roles (the default);
+    # True: --keep-owners (kept even for older backups); False: --no-owners.
+    keep_owners: bool | None = None
+    create_roles: bool = False  # --create-roles: create the roles the target lacks
     pg_bin_dir: Path | None = None
     operator_checks: OperatorChecks | None = None
 
@@ -167,6 +172,10 @@ def plan_restore(store: BackupStore, req: RestoreRequest) -> tuple[RestorePlan, 
         safety_backup=req.clean and bool(existing),
         rows=rows,
     )
+    owning = plan_owners(
+        target, chosen.manifest, keep_owners=req.keep_owners, create_roles=req.create_roles
+    )
+    plan.owners, plan.roles_to_create, plan.owners_note = owning.owners, owning.create, owning.note
     return plan, target, chosen
 
 
@@ -230,16 +239,23 @@ def restore_backup(
         list_file = (
             _selection_list(pg_restore, archive, selected, target, Path(work)) if selected else None
         )
+        roles = load_roles(store, stored, manifest) if plan.roles_to_create else None
+        report.add(*roles_for_restore(target, roles, plan.roles_to_create, plan.owners_note))
         note(f"restoring into {plan.target}")
-        outcome = PgRestore(
-            pg_restore,
-            archive,
-            target,
-            jobs=req.jobs or os.cpu_count() or 1,
-            list_file=list_file,
-            clean=req.clean,
-            keep_owners=req.keep_owners,
-        ).run()
+        jobs = req.jobs or os.cpu_count() or 1
+        if plan.owners and list_file is None and not req.clean:  # schemas first: see toc.py
+            outcome = restore_archive(pg_restore, archive, target, jobs=jobs, owners=True)
+        else:
+            outcome = PgRestore(
+                pg_restore,
+                archive,
+                target,
+                jobs=jobs,
+                list_file=list_file,
+                clean=req.clean,
+                keep_owners=plan.owners,
+                rules=HARMLESS_RULES if plan.owners else OWNERSHIP_SKIPPED_RULES,
+            ).run()
         report.timings["restore_seconds"] = outcome.seconds
         report.restore_messages = outcome.messages
         report.add(*restore_check(outcome))
@@ -253,7 +269,9 @@ def restore_backup(
         )
     )
     with target.connect() as conn:
-        report.add(*run_checks(manifest, conn, req.operator_checks, tables=only))
+        report.add(
+            *run_checks(manifest, conn, req.operator_checks, tables=only, owners=plan.owners)
+        )
     report.timings["checks_seconds"] = round(time.monotonic() - t0, 3)
     result.report = report.finish()
     return result

@@ -2,8 +2,10 @@
 
 Rules, in order:
 1. The newest verified backup of each database is never deleted, whatever the counts say.
-2. Per database and tier, the newest `keep[tier]` complete backups are kept; a tier missing
-   from the policy keeps everything (manual backups by default).
+2. Per database and tier, the newest `keep[tier]` complete backups are kept, and so is every
+   backup younger than `keep_days[tier]` days: "keep at least N, and everything younger than
+   D days". A backup is deleted only when it is outside both windows. A tier missing from
+   `keep` keeps everything (manual backups by default).
 3. Uploads without a manifest older than `incomplete_after` are removed (a died job's parts);
    younger ones may still be in progress and are left alone.
 A dry run returns the same plan without deleting anything.
@@ -20,7 +22,6 @@ from botocore.exceptions import ClientError
 
 from ..errors import BadInput, UploadFailed
 from ..model.manifest import TIERS
-from ..model.report import verification_status
 from ..store import BackupStore, StoredBackup
 
 DEFAULT_KEEP: dict[str, int] = {"daily": 7, "weekly": 5, "monthly": 12, "yearly": 3, "safety": 5}
@@ -30,20 +31,28 @@ DEFAULT_KEEP: dict[str, int] = {"daily": 7, "weekly": 5, "monthly": 12, "yearly"
 class RetentionPolicy:
     keep: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_KEEP))
     incomplete_after: timedelta = timedelta(hours=24)
+    # Per tier: backups younger than this many days are kept whatever the count says.
+    keep_days: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def parse(cls, text: str | None) -> RetentionPolicy:
-        """`daily=7,weekly=4,...`; tiers not named keep their default."""
-        keep = dict(DEFAULT_KEEP)
-        for item in filter(None, (p.strip() for p in (text or "").split(","))):
-            tier, _, count = item.partition("=")
-            if tier not in TIERS or not count.isdigit():
-                raise BadInput(
-                    f"retention {item!r} is malformed: use TIER=COUNT with TIER one of "
-                    f"{', '.join(TIERS)}, e.g. daily=7,weekly=4"
-                )
-            keep[tier] = int(count)
-        return cls(keep)
+    def parse(cls, text: str | None, days: str | None = None) -> RetentionPolicy:
+        """`daily=7,weekly=4,...` (tiers not named keep their default count) and, optionally,
+        `daily=10,monthly=400` days (tiers not named have no age window)."""
+        keep = {**DEFAULT_KEEP, **_tier_numbers(text, "COUNT", "daily=7,weekly=4")}
+        return cls(keep, keep_days=_tier_numbers(days, "DAYS", "daily=10,weekly=60"))
+
+
+def _tier_numbers(text: str | None, what: str, example: str) -> dict[str, int]:
+    numbers = {}
+    for item in filter(None, (p.strip() for p in (text or "").split(","))):
+        tier, _, number = item.partition("=")
+        if tier not in TIERS or not number.isdigit():
+            raise BadInput(
+                f"retention {item!r} is malformed: use TIER={what} with TIER one of "
+                f"{', '.join(TIERS)}, e.g. {example}"
+            )
+        numbers[tier] = int(number)
+    return numbers
 
 
 @dataclass
@@ -92,28 +101,42 @@ def plan_retention(
         by_database[b.database].append(b)
     for database, items in sorted(by_database.items()):
         complete = sorted((b for b in items if b.complete), key=lambda b: b.backup_id, reverse=True)
-        verified = [b for b in complete if verification_status(b.verification)[0] == "verified"]
+        # The newest backup that has ever verified stays until a newer one verifies: a later
+        # run that could not verify (or a re-verification during an outage) cannot expose it.
+        verified = [b for b in complete if b.ever_verified]
         protected = verified[0].backup_id if verified else None
         seen: dict[str, int] = defaultdict(int)
         for b in complete:
             tier = b.manifest.tier if b.manifest else "unknown"
             seen[tier] += 1
-            limit = policy.keep.get(tier)
             if b.backup_id == protected:
                 action, reason = "keep", "newest verified backup of the database"
             elif b.backup_id in in_use:
                 action, reason = "keep", "being verified or restored right now"
             elif b.manifest is None:
                 action, reason = "keep", "manifest unreadable: left for a person to inspect"
-            elif limit is None:
-                action, reason = "keep", f"tier {tier} has no limit"
-            elif seen[tier] <= limit:
-                action, reason = "keep", f"{seen[tier]} of {limit} newest {tier}"
             else:
-                action, reason = "delete", f"older than the newest {limit} {tier}"
+                action, reason = _by_rules(b, tier, seen[tier], policy, now)
             decisions.append(Decision(b.backup_id, database, tier, action, reason, b.prefix))
         decisions += [_incomplete(b, database, policy, now) for b in items if not b.complete]
     return RetentionPlan(decisions)
+
+
+def _by_rules(
+    b: StoredBackup, tier: str, rank: int, policy: RetentionPolicy, now: datetime
+) -> tuple[str, str]:
+    """Keep the newest `keep[tier]` and everything younger than `keep_days[tier]` days."""
+    limit = policy.keep.get(tier)
+    days = policy.keep_days.get(tier)
+    if limit is None:
+        return "keep", f"tier {tier} has no limit"
+    if rank <= limit:
+        return "keep", f"{rank} of {limit} newest {tier}"
+    age = now - b.created_at
+    if days is not None and age < timedelta(days=days):
+        return "keep", f"younger than {days} days ({age.days} days old)"
+    window = f" and older than {days} days" if days is not None else ""
+    return "delete", f"older than the newest {limit} {tier}{window}"
 
 
 def _incomplete(b: StoredBackup, database: str, policy: RetentionPolicy, now: datetime) -> Decision:

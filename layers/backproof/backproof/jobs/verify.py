@@ -9,7 +9,7 @@ checks in a Lambda); `verify_backup` composes them for the CLI:
 2. an instance (`instances.open_instance`) of the manifest's server major, always torn down.
 3. `restore_into(...)`: a fresh database on it, parallel pg_restore, every message classified.
 4. `run_checks(manifest, conn, operator_checks)` (jobs/checks.py).
-5. `write_report`: verification.json beside the backup.
+5. `write_report`: the run's evidence beside the backup (`verifications/<run-id>.json`).
 """
 
 from __future__ import annotations
@@ -36,17 +36,20 @@ from ..errors import (
     UploadFailed,
 )
 from ..instances import INSTANCE_KINDS, Instance, open_instance
+from ..instances.local import RDS_MASTER
 from ..model.checks import FAIL, CheckResult
 from ..model.manifest import Manifest
 from ..model.operator import OperatorChecks
 from ..model.report import VerificationReport
+from ..model.roles import RoleSet
 from ..pg.database import RESERVED_DATABASES, create_database
 from ..pg.programs import PgProgram, find_program
-from ..pg.restore import PgRestore, RestoreOutcome
+from ..pg.restore import RestoreOutcome, restore_archive
 from ..pg.target import Target
 from ..store import BackupStore, StoredBackup
 from .checks import restore_check, run_checks
 from .integrity import integrity_checks, prepare_archive
+from .ownership import load_roles, prepare_roles
 
 ProgressFn = Callable[[str], None]
 # Settings for a throwaway restore target: durability buys nothing on a server that is deleted
@@ -95,11 +98,12 @@ def restore_into(
     pg_restore: PgProgram,
     jobs: int | None = None,
     progress: ProgressFn = _quiet,
+    owners: bool = False,
 ) -> RestoreOutcome:
     """Parallel pg_restore of the archive into the (empty) database `target` names."""
     jobs = jobs or os.cpu_count() or 1
     progress(f"restoring with pg_restore {pg_restore.version} ({jobs} jobs)")
-    return PgRestore(pg_restore, archive_path, target, jobs=jobs).run()
+    return restore_archive(pg_restore, archive_path, target, jobs=jobs, owners=owners)
 
 
 @dataclass
@@ -110,6 +114,7 @@ class VerifyOptions:
     pg_bin_dir: Path | None = None
     instance_options: dict[str, Any] | None = None
     write: bool = True
+    restore_as: str = RDS_MASTER  # as RDS does; "superuser" too on local instances
 
 
 @contextmanager
@@ -178,11 +183,12 @@ def verify_backup(
                 opts=opts,
                 chosen=chosen,
                 progress=progress,
+                roles=load_roles(store, stored, manifest),
             )
     report.timings["total_seconds"] = round(time.monotonic() - started, 3)
     report.finish()
     if opts.write:
-        progress("writing verification.json")
+        progress("writing the verification evidence")
         _write_or_record(store, stored, report)
     return report
 
@@ -193,7 +199,7 @@ def _write_or_record(store: BackupStore, stored: StoredBackup, report: Verificat
     try:
         write_report(store, stored, report)
     except (UploadFailed, StoreUnavailable) as exc:
-        report.error = f"verification.json could not be written: {exc}"
+        report.error = f"the verification evidence could not be written: {exc}"
 
 
 def preflight(
@@ -205,7 +211,10 @@ def preflight(
     if opts.instance == "local":
         instance_options.setdefault("settings", LOCAL_RESTORE_SETTINGS)
         instance_options.setdefault("extra_dirs", extra_dirs)
+        instance_options.setdefault("restore_as", opts.restore_as)
     else:
+        if opts.restore_as != RDS_MASTER:
+            raise BadInput(f"an RDS instance restores as its master user, not {opts.restore_as}")
         instance_options.setdefault("backup_id", manifest.backup_id)
     instance = open_instance(opts.instance, major=manifest.server_major, **instance_options)
     return pg_restore, instance
@@ -221,6 +230,7 @@ def restore_and_check(
     operator_checks: OperatorChecks | None = None,
     jobs: int | None = None,
     progress: ProgressFn = _quiet,
+    roles: RoleSet | None = None,
 ) -> None:
     """On a fresh server (`admin` names its maintenance database): create the database,
     pg_restore into it, compare with the manifest. Results and timings go into `report`."""
@@ -232,12 +242,15 @@ def restore_and_check(
     )
     with clock.step("restore"):
         target = create_database(admin, restore_database_name(manifest))
-        outcome = restore_into(archive, target, pg_restore=pg_restore, jobs=jobs, progress=progress)
+        owners = prepare_roles(admin, manifest, roles, report)  # then keep owners and grants
+        outcome = restore_into(
+            archive, target, pg_restore=pg_restore, jobs=jobs, progress=progress, owners=owners
+        )
     report.restore_messages = outcome.messages
     report.add(*restore_check(outcome))
     progress("comparing the restore with the manifest")
     with clock.step("checks"), target.connect() as conn:
-        report.add(*run_checks(manifest, conn, operator_checks, progress=progress))
+        report.add(*run_checks(manifest, conn, operator_checks, progress=progress, owners=owners))
 
 
 def _record_error(report: VerificationReport, where: str, exc: BaseException) -> None:
@@ -281,6 +294,7 @@ def _restore_and_check(
     opts: VerifyOptions,
     chosen: tuple[PgProgram, Instance],
     progress: ProgressFn,
+    roles: RoleSet | None,
 ) -> None:
     pg_restore, instance = chosen
     stored_copy, archive = files
@@ -307,6 +321,7 @@ def _restore_and_check(
                 operator_checks=opts.operator_checks,
                 jobs=opts.jobs,
                 progress=progress,
+                roles=roles,
             )
         finally:
             progress("tearing the instance down")
@@ -363,6 +378,7 @@ def verify_on_target(
                     operator_checks=operator_checks,
                     jobs=jobs,
                     progress=progress,
+                    roles=load_roles(store, stored, manifest),
                 )
             except (BackproofError, psycopg.Error) as exc:
                 if isinstance(exc, Interrupted):
@@ -376,6 +392,6 @@ def verify_on_target(
 
 
 def write_report(store: BackupStore, stored: StoredBackup, report: VerificationReport) -> str:
-    """Write verification.json beside the backup; returns its key."""
+    """Write this run's evidence beside the backup (never over another run's); its key."""
     report.report_key = store.write_verification(stored, report.to_dict())
     return report.report_key

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import IntegrityError
+from .privileges import PrivilegeInventory
+from .sequences import SequenceState
 
 FORMAT = "backproof.manifest"
 # 2: roles, owners and privileges, sequence bounds (fields absent from version 1 read as empty).
@@ -59,13 +61,6 @@ class TableStats:
 
 
 @dataclass
-class SequenceState:
-    schema: str
-    name: str
-    last_value: int | None
-
-
-@dataclass
 class Inventory:
     """Everything the manifest records about the database's contents and schema."""
 
@@ -76,6 +71,11 @@ class Inventory:
     large_objects: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
     algorithm: str = ""
+    # Owners and grants (format 2); None in older manifests: nothing to compare.
+    privileges: PrivilegeInventory | None = None
+    # "schema.index" of indexes invalid in the source (a partitioned index missing some
+    # partition's index stays invalid through any restore); None in older manifests.
+    invalid_indexes: list[str] | None = None
 
     @property
     def total_rows(self) -> int:
@@ -88,18 +88,26 @@ class Inventory:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["privileges"] = self.privileges.to_dict() if self.privileges else None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Inventory:
         return cls(
             tables=[TableStats(**t) for t in data.get("tables", [])],
             objects={k: int(v) for k, v in data.get("objects", {}).items()},
-            sequences=[SequenceState(**s) for s in data.get("sequences", [])],
+            sequences=[SequenceState.from_dict(s) for s in data.get("sequences", [])],
             extensions=dict(data.get("extensions", {})),
             large_objects=dict(data.get("large_objects", {})),
             settings=dict(data.get("settings", {})),
             algorithm=str(data.get("algorithm", "")),
+            privileges=(
+                PrivilegeInventory.from_dict(data["privileges"]) if data.get("privileges") else None
+            ),
+            invalid_indexes=(
+                None if data.get("invalid_indexes") is None else list(data["invalid_indexes"])
+            ),
         )
 
 
@@ -112,6 +120,15 @@ class ArchiveInfo:
     sha256: str  # of the bytes stored
     raw_size: int  # bytes pg_dump produced
     encryption: dict[str, str] = field(default_factory=dict)  # {"type": "aws:kms", "kms_key_id": …}
+
+
+@dataclass
+class StoredObject:
+    """An object stored beside the archive (the roles), vouched for like the archive."""
+
+    key: str
+    size: int
+    sha256: str
 
 
 @dataclass
@@ -128,6 +145,7 @@ class Manifest:
     inventory: Inventory
     timings: dict[str, float] = field(default_factory=dict)
     dump_options: dict[str, Any] = field(default_factory=dict)
+    roles: StoredObject | None = None  # roles.json (format 2); None in older manifests
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -183,6 +201,7 @@ class Manifest:
                 inventory=Inventory.from_dict(data["inventory"]),
                 timings=dict(data.get("timings", {})),
                 dump_options=dict(data.get("dump_options", {})),
+                roles=StoredObject(**data["roles"]) if data.get("roles") else None,
                 format_version=int(data["format_version"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -191,6 +210,11 @@ class Manifest:
             raise IntegrityError(f"{where} has a malformed backup id {manifest.backup_id!r}")
         if not isinstance(archive.size, int) or not re.fullmatch(r"[0-9a-f]{64}", archive.sha256):
             raise IntegrityError(f"{where} has a malformed archive size or sha256")
+        roles = manifest.roles
+        if roles is not None and not (
+            isinstance(roles.size, int) and re.fullmatch(r"[0-9a-f]{64}", str(roles.sha256))
+        ):
+            raise IntegrityError(f"{where} has a malformed roles size or sha256")
         if archive.compression not in COMPRESSIONS:
             raise IntegrityError(f"{where} names unknown compression {archive.compression!r}")
         return manifest

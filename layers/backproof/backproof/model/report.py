@@ -1,4 +1,5 @@
-"""The verification report: `verification.json` beside the backup.
+"""The verification report: one evidence object per run, beside the backup
+(`verifications/<run-id>.json`).
 
 Every check with what was expected, what was found and the verdict; timings (restore seconds
 is the measured recovery time); the instance and tool versions used; pg_restore's messages
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import secrets
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +22,15 @@ from .checks import FAIL, PASS, SKIP, WARN, CheckResult
 FORMAT = "backproof.verification"
 FORMAT_VERSION = 1
 VERIFIED, FAILED, UNVERIFIED = "verified", "failed", "unverified"
+# The run could not finish for reasons outside the backup (instance never reachable, no
+# space, a dropped connection, evidence that could not be written): it says nothing about
+# the backup and never changes its status.
+COULD_NOT_VERIFY = "could-not-verify"
+CONCLUSIVE = (VERIFIED, FAILED)
+# Checks whose failure does not show the backup defective: the run's environment failed.
+ENVIRONMENT_CHECKS = ("instance",)
+# The operator's own checks, reported apart from what the manifest implies.
+OPERATOR_CHECKS = ("assertion", "freshness")
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,12 @@ class RestoreMessage:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable and unique: the run's start (UTC, to the millisecond) and random hex."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -52,18 +69,33 @@ class VerificationReport:
     error: str | None = None
     report_key: str | None = None
     kind: str = "verification"  # or "restore" for an operator restore
+    run_id: str = field(default_factory=new_run_id)
 
     @property
     def failures(self) -> list[CheckResult]:
         return [c for c in self.checks if c.verdict == FAIL]
 
     @property
-    def passed(self) -> bool:
-        return not self.failures and self.error is None and bool(self.checks)
+    def defects(self) -> list[CheckResult]:
+        """Failures that show the backup itself defective (what its manifest implies)."""
+        return [c for c in self.failures if c.check not in (*ENVIRONMENT_CHECKS, *OPERATOR_CHECKS)]
+
+    @property
+    def operator_failures(self) -> list[CheckResult]:
+        return [c for c in self.failures if c.check in OPERATOR_CHECKS]
 
     @property
     def verdict(self) -> str:
-        return VERIFIED if self.passed else FAILED
+        if self.defects:
+            return FAILED
+        environment = any(c.check in ENVIRONMENT_CHECKS for c in self.failures)
+        if self.error is not None or not self.checks or environment:
+            return COULD_NOT_VERIFY
+        return FAILED if self.operator_failures else VERIFIED
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == VERIFIED
 
     def add(self, *results: CheckResult) -> None:
         self.checks.extend(results)
@@ -81,6 +113,7 @@ class VerificationReport:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "kind": self.kind,
+            "run_id": self.run_id,
             "backup_id": self.backup_id,
             "database": self.database,
             "verdict": self.verdict,
@@ -90,6 +123,8 @@ class VerificationReport:
             "snapshot_taken_at": self.snapshot_taken_at,
             "summary": self.counts(),
             "failed_checks": [_short(c) for c in self.failures],
+            "manifest_failures": [_short(c) for c in self.defects],
+            "operator_failures": [_short(c) for c in self.operator_failures],
             "error": self.error,
             "timings": self.timings,
             "instance": self.instance,
@@ -128,13 +163,29 @@ def _short(c: CheckResult) -> dict[str, Any]:
     }
 
 
+def verdict_of(report: dict[str, Any] | None) -> str:
+    """verified | failed | could-not-verify | unverified, from a stored report (reports of
+    every release: `verdict`, an older `status`, or only `passed`)."""
+    if not report:
+        return UNVERIFIED
+    verdict = str(report.get("verdict") or report.get("status") or "").lower()
+    if verdict in (VERIFIED, FAILED, COULD_NOT_VERIFY):
+        return verdict
+    return VERIFIED if report.get("passed") is True else FAILED
+
+
+def latest_conclusive(reports: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest report that says something about the backup (verified or failed)."""
+    for report in reversed(reports):
+        if verdict_of(report) in CONCLUSIVE:
+            return report
+    return None
+
+
 def verification_status(report: dict[str, Any] | None) -> tuple[str, float | None]:
-    """(verified | failed | unverified, restore seconds) from a stored verification report."""
+    """(verdict, restore seconds) from a stored verification report."""
     if not report:
         return UNVERIFIED, None
-    verdict = str(report.get("verdict") or report.get("status") or "").lower()
-    if verdict not in (VERIFIED, FAILED):
-        verdict = VERIFIED if report.get("passed") is True else FAILED
     timings = report.get("timings") or {}
     seconds = timings.get("restore_seconds")
-    return verdict, (float(seconds) if seconds is not None else None)
+    return verdict_of(report), (float(seconds) if seconds is not None else None)

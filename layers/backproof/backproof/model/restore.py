@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -16,6 +16,9 @@ class RestorePlan:
     clean: bool
     safety_backup: bool
     rows: int
+    owners: bool = False  # owners and grants restored
+    roles_to_create: list[str] = field(default_factory=list)  # missing on the target
+    owners_note: str = ""  # why owners and grants are not restored, unless asked
 
     def lines(self) -> list[str]:
         what = ", ".join(self.tables) if self.tables else "the whole database"
@@ -29,4 +32,11 @@ class RestorePlan:
             out.append("clean:   objects from the backup are dropped and re-created in the target")
         if self.safety_backup:
             out.append("safety:  a backup of the target (tier safety) is taken first")
+        if self.roles_to_create:
+            out.append(f"roles:   created first (NOLOGIN): {', '.join(self.roles_to_create)}")
+        out.append(
+            "owners:  owners and grants as in the backup"
+            if self.owners
+            else f"owners:  not restored ({self.owners_note or '--no-owners'})"
+        )
         return out

@@ -116,6 +116,9 @@ class LocalCluster:
     settings: dict[str, str] = field(default_factory=dict)
     name: str = "backproof"
     tls: ServerCertificate | None = None
+    # The bootstrap superuser's name; an RDS-style instance names it as RDS does (rdsadmin),
+    # so that it cannot collide with a source's roles, which a restore creates.
+    superuser: str = SUPERUSER
     port: int = 0
     password: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
     workdir: Path | None = None
@@ -141,7 +144,7 @@ class LocalCluster:
             for path in (self.workdir, pwfile):
                 os.chown(path, info.pw_uid, info.pw_gid)
         try:
-            self._run(InitDb(self.server, self.datadir, SUPERUSER, pwfile).argv)
+            self._run(InitDb(self.server, self.datadir, self.superuser, pwfile).argv)
             pwfile.unlink()
             self._install_certificate(user)
             self._start_server()
@@ -267,13 +270,13 @@ class LocalCluster:
 
     def url(self, dbname: str = "postgres") -> str:
         """A connection URL without the password (pass it through `env()` or `connect_kwargs`)."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/{dbname}"
 
     def connect_kwargs(self, dbname: str = "postgres") -> dict[str, Any]:
         return {
             "host": "127.0.0.1",
             "port": self.port,
-            "user": SUPERUSER,
+            "user": self.superuser,
             "password": self.password,
             "dbname": dbname,
         }
@@ -287,7 +290,7 @@ class LocalCluster:
         return {
             "PGHOST": "127.0.0.1",
             "PGPORT": str(self.port),
-            "PGUSER": SUPERUSER,
+            "PGUSER": self.superuser,
             "PGPASSWORD": self.password,
         }
 

@@ -22,7 +22,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ..model.manifest import Inventory, SequenceState, TableStats
+from ..model.manifest import Inventory, TableStats
+from ..model.sequences import SequenceState
+from .privileges import take_privileges
+from .sequences import read_sequences
 
 ALGORITHM = "hashtextextended-rowtext-sum64/1"
 
@@ -91,12 +94,11 @@ SELECT
  (SELECT count(*) FROM pg_largeobject_metadata) AS large_objects
 """
 
-_SEQUENCES_SQL = f"""
-SELECT n.nspname, c.relname,
-       CASE WHEN has_sequence_privilege(c.oid, 'SELECT') THEN pg_sequence_last_value(c.oid) END
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'S' AND {_SYSTEM_NS}
-  AND {_NOT_EXT_MEMBER.format(catalog="pg_class", oid="c.oid")}
+_INVALID_INDEXES_SQL = f"""
+SELECT n.nspname || '.' || c.relname
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT (i.indisvalid AND i.indisready AND i.indislive) AND {_SYSTEM_NS}
 ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
 """
 
@@ -104,6 +106,11 @@ _LARGE_OBJECTS_SQL = """
 SELECT count(*), coalesce(sum(hashtextextended(oid::text || ':' || md5(lo_get(oid)), 0)), 0)
 FROM pg_largeobject_metadata
 """
+
+
+def invalid_indexes(conn: psycopg.Connection[Any]) -> list[str]:
+    """ "schema.index" of every index that is not valid, ready and live."""
+    return [str(name) for (name,) in conn.execute(_INVALID_INDEXES_SQL).fetchall()]
 
 
 def pin_settings(conn: psycopg.Connection[Any], *, local: bool = True) -> dict[str, str]:
@@ -149,11 +156,13 @@ def take_inventory(
     *,
     fingerprints: bool = True,
     on_table: Callable[[TableStats], None] | None = None,
+    sequences: list[SequenceState] | None = None,
 ) -> Inventory:
     """Inventory of the database `conn` is connected to, in its current transaction.
 
     The caller owns the transaction (the exported snapshot on the source). Settings are pinned
-    with SET LOCAL semantics, so they end with that transaction.
+    with SET LOCAL semantics, so they end with that transaction. Sequences are read now unless
+    the caller read them already (a backup reads them before pg_dump starts).
     """
     settings = pin_settings(conn)
     tables: list[TableStats] = []
@@ -172,7 +181,8 @@ def take_inventory(
     names = [d.name for d in cur.description or []]
     values = cur.fetchone() or ()
     objects = {k: int(v) for k, v in zip(names, values, strict=True)}
-    sequences = [SequenceState(s, n, v) for s, n, v in conn.execute(_SEQUENCES_SQL).fetchall()]
+    if sequences is None:
+        sequences = read_sequences(conn)
     extensions = dict(
         conn.execute("SELECT extname, extversion FROM pg_extension ORDER BY 1").fetchall()
     )
@@ -192,4 +202,6 @@ def take_inventory(
         large_objects=large_objects,
         settings=settings,
         algorithm=ALGORITHM if fingerprints else "counts-only",
+        privileges=take_privileges(conn),
+        invalid_indexes=invalid_indexes(conn),
     )

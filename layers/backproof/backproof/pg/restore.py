@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..model.report import RestoreMessage
-from .messages import classify_pg_restore_output
+from .messages import HARMLESS_RULES, HarmlessRule, classify_pg_restore_output
 from .programs import PgProgram
 from .target import Target
+from .toc import schemas_first
 
 
 class PgRestore:
@@ -33,9 +34,11 @@ class PgRestore:
         clean: bool = False,
         keep_owners: bool = False,
         single_transaction: bool = False,
+        rules: tuple[HarmlessRule, ...] = HARMLESS_RULES,
     ) -> None:
         self.program = program
         self.target = target
+        self.rules = rules
         argv = [str(program.path), "--no-password", f"--dbname={target.conninfo()}"]
         if jobs > 1 and not single_transaction:
             argv.append(f"--jobs={jobs}")
@@ -78,9 +81,29 @@ class PgRestore:
         return RestoreOutcome(
             seconds=round(time.monotonic() - started, 3),
             exit_code=code,
-            messages=classify_pg_restore_output(output),
+            messages=classify_pg_restore_output(output, self.rules),
             program=self.program,
         )
+
+
+def restore_archive(
+    program: PgProgram, archive: Path, target: Target, *, jobs: int, owners: bool = False
+) -> RestoreOutcome:
+    """A full restore into an empty database. With `owners`, owners and grants are kept: the
+    schemas and their grants first (one job), then the rest (`jobs` in parallel), so a role
+    that is not a superuser can give each object its owner (see toc.schemas_first); the
+    --use-list files are written beside the archive. One outcome for both runs."""
+    if not owners:
+        return PgRestore(program, archive, target, jobs=jobs).run()
+    first, rest = schemas_first(program, archive, archive.parent)
+    one = PgRestore(program, archive, target, list_file=first, keep_owners=True).run()
+    two = PgRestore(program, archive, target, jobs=jobs, list_file=rest, keep_owners=True).run()
+    return RestoreOutcome(
+        seconds=round(one.seconds + two.seconds, 3),
+        exit_code=max(one.exit_code, two.exit_code),
+        messages=one.messages + two.messages,
+        program=program,
+    )
 
 
 def _drain(

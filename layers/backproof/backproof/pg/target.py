@@ -3,6 +3,7 @@ database to create databases in.
 
 The password may come from the URL, PGPASSWORD or a passfile (libpq reads both itself).
 Child programs get a conninfo string without it and the password through their environment.
+Every session, ours and the children's, starts with the settings session.py pins.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ..errors import BadInput, SourceUnavailable, redact
+from .session import CLIENT_ENCODING, settings_after_connect, startup_options
 
 CONNECT_TIMEOUT_S = 10
 # Inherited variables that could point a child at another database than the conninfo names.
@@ -87,14 +89,23 @@ class Target:
         return f"{user + '@' if user else ''}{self.host}:{self.port}/{self.dbname}"
 
     def conninfo(self) -> str:
-        """libpq conninfo without the password, safe for a command line."""
-        return make_conninfo(**{k: v for k, v in self.params.items() if k != "password"})
+        """libpq conninfo without the password, safe for a command line. Without `options`
+        too: the children get them, with the pinned settings, as PGOPTIONS."""
+        return make_conninfo(
+            **{k: v for k, v in self.params.items() if k not in ("password", "options")}
+        )
+
+    def session_options(self) -> str:
+        """libpq `options`: the URL's (else PGOPTIONS), then the pinned settings (session.py)."""
+        user = self.params.get("options") or os.environ.get("PGOPTIONS")
+        return startup_options(str(user) if user else None)
 
     def child_env(self) -> dict[str, str]:
         """Environment for pg_dump/pg_restore: ours, plus the password if the target has one.
         The conninfo names host, port, user and database, so inherited PG* variables (SSL
         settings, a passfile) only fill in what it leaves open."""
         env = {k: v for k, v in os.environ.items() if k not in _CHILD_ENV_DROPPED}
+        env["PGOPTIONS"] = self.session_options()
         if self.params.get("password"):
             env["PGPASSWORD"] = str(self.params["password"])
         return env
@@ -104,14 +115,26 @@ class Target:
             "connect_timeout": CONNECT_TIMEOUT_S,
             "application_name": "backproof",
             **self.params,
+            "options": self.session_options(),
+            "client_encoding": CLIENT_ENCODING,
         }
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        """A connection with the pinned session settings (session.py), whatever defaults the
+        database or the role carry."""
         try:
-            return psycopg.connect(**{**self.connect_kwargs(), **kwargs})
+            conn = psycopg.connect(**{**self.connect_kwargs(), **kwargs})
         except psycopg.OperationalError as exc:
             reason = redact(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
             raise SourceUnavailable(
                 f"cannot connect to {self.display}: {reason}. Check the host, port, database "
                 "name, credentials (URL, PGPASSWORD or passfile) and network access."
             ) from exc
+        try:
+            for name, value in settings_after_connect(conn.info.server_version).items():
+                conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))
+            conn.commit()  # a session setting made in a transaction lasts only if it commits
+        except BaseException:
+            conn.close()
+            raise
+        return conn

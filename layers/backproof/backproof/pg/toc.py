@@ -249,3 +249,22 @@ def expand_partitioned(
             )
             todo += [_object_name(e) for e in attach if below.search(bodies.get(e.dump_id, ""))]
     return chosen
+
+
+def schemas_first(program: PgProgram, archive: Path, work: Path) -> tuple[Path, Path]:
+    """Two --use-list files: the schemas with their grants, then everything else.
+
+    Restoring owners as a role that is not a superuser (as on RDS), `ALTER ... OWNER TO`
+    checks that the new owner may CREATE in the object's schema, and pg_restore grants on
+    schemas only at its end: with the schemas' grants restored first, each object can go to
+    the owner it had (if that owner could create in its schema on the source)."""
+    entries = [e for e in (parse_toc_line(x) for x in archive_toc(program, archive)) if e]
+    first = {
+        e.dump_id
+        for e in entries
+        if e.desc == "SCHEMA" or (e.desc == "ACL" and e.tag.startswith("SCHEMA "))
+    }
+    lists = (work / "schemas.list", work / "rest.list")
+    lists[0].write_text("".join(e.line + "\n" for e in entries if e.dump_id in first))
+    lists[1].write_text("".join(e.line + "\n" for e in entries if e.dump_id not in first))
+    return lists

@@ -8,11 +8,12 @@ from typing import Any, Protocol
 
 from ..errors import BadInput
 from ..model.manifest import Manifest
-from .layout import StoredBackup, validate_database_name
+from .layout import ROLES_NAME, StoredBackup, validate_database_name
 from .multipart import MultipartUpload, ObjectInfo
 from .s3 import S3BackupStore
 
 __all__ = [
+    "ROLES_NAME",
     "BackupStore",
     "MultipartUpload",
     "ObjectInfo",
@@ -55,6 +56,7 @@ class BackupStore(Protocol):
     def find(self, backup_id: str, database: str | None = None) -> StoredBackup: ...
     def load_manifest(self, stored: StoredBackup) -> Manifest: ...
     def load_verification(self, stored: StoredBackup) -> dict[str, Any] | None: ...
+    def load_verifications(self, stored: StoredBackup) -> list[dict[str, Any]]: ...
     def write_verification(self, stored: StoredBackup, report: dict[str, Any]) -> str: ...
 
 

@@ -1,15 +1,16 @@
 """Where things live in a store, and what one backup directory holds.
 
 Layout under the store's prefix:
-    backups/<database>/<yyyy>/<mm>/<dd>/<backup-id>/{archive.dump[.zst|.gz], manifest.json,
-                                                     verification.json}
+    backups/<database>/<yyyy>/<mm>/<dd>/<backup-id>/{archive.dump[.zst|.gz], roles.json,
+                                                     manifest.json,
+                                                     verifications/<run-id>.json}
 A directory without manifest.json is not a backup (an upload that died, or one in progress).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -17,9 +18,14 @@ from urllib.parse import urlencode
 from ..contract import TIER_TAG
 from ..errors import BadInput
 from ..model.manifest import Manifest, backup_id_time, is_backup_id
+from ..model.report import VERIFIED, verdict_of
 
 MANIFEST_NAME = "manifest.json"
+ROLES_NAME = "roles.json"  # the cluster's roles (no passwords), vouched for by the manifest
+# Written by releases that kept one report per backup (overwritten at each run); still read.
 VERIFICATION_NAME = "verification.json"
+# One evidence object per verification run, never overwritten.
+VERIFICATIONS_DIR = "verifications"
 ARCHIVE_NAMES = {"zstd": "archive.dump.zst", "gzip": "archive.dump.gz", "none": "archive.dump"}
 _DATABASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -48,8 +54,11 @@ def backup_prefix(prefix: str, database: str, backup_id: str) -> str:
 
 
 def locate(prefix: str, key: str) -> tuple[str, str, str] | None:
-    """(database, backup id, directory prefix) of a key inside the layout, else None."""
+    """(database, backup id, directory prefix) of a key inside the layout, else None. Keys
+    one level deeper (`verifications/<run>.json`) belong to the backup above them."""
     rest = key[len(prefix) + len("backups/") :].split("/")
+    if len(rest) == 7 and rest[5] == VERIFICATIONS_DIR:
+        rest = [*rest[:5], "/".join(rest[5:])]
     if len(rest) != 6 or not is_backup_id(rest[4]):
         return None
     directory = key[: -len(rest[5])] if rest[5] else key
@@ -70,15 +79,39 @@ class StoredBackup:
     last_modified: datetime | None = None
     in_progress_uploads: int = 0
     manifest: Manifest | None = None
+    # The latest conclusive report (verified or failed): the backup's status. A run that could
+    # not verify never changes it.
     verification: dict[str, Any] | None = None
+    # Keys of every verification run's evidence, oldest first (plus a legacy report).
+    verification_keys: list[str] = field(default_factory=list)
+    # Every run's report, oldest first (loaded with the backup).
+    verifications: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def manifest_key(self) -> str:
         return self.prefix + MANIFEST_NAME
 
     @property
+    def roles_key(self) -> str:
+        return self.prefix + ROLES_NAME
+
+    @property
     def verification_key(self) -> str:
+        """Where releases before the verification history kept their one report."""
         return self.prefix + VERIFICATION_NAME
+
+    def run_key(self, run_id: str) -> str:
+        return f"{self.prefix}{VERIFICATIONS_DIR}/{run_id}.json"
+
+    @property
+    def ever_verified(self) -> bool:
+        """Some run proved this backup restorable (what retention protects)."""
+        return any(verdict_of(r) == VERIFIED for r in self.verifications)
+
+    @property
+    def last_run(self) -> dict[str, Any] | None:
+        """The newest run of any outcome, could-not-verify included."""
+        return self.verifications[-1] if self.verifications else None
 
     @property
     def created_at(self) -> datetime:

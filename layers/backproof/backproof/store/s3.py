@@ -18,10 +18,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import BackupNotFound, BadInput, IntegrityError, StoreUnavailable, UploadFailed
 from ..model.manifest import Manifest, is_backup_id
+from ..model.report import latest_conclusive, new_run_id
 from .layout import (
     ARCHIVE_NAMES,
     MANIFEST_NAME,
     VERIFICATION_NAME,
+    VERIFICATIONS_DIR,
     StoredBackup,
     backup_prefix,
     backups_root,
@@ -289,8 +291,11 @@ class S3BackupStore:
         name = obj["Key"].rsplit("/", 1)[-1]
         if name == MANIFEST_NAME:
             entry.complete = True
-        elif name == VERIFICATION_NAME:
+        elif name == VERIFICATION_NAME or obj["Key"].startswith(
+            f"{entry.prefix}{VERIFICATIONS_DIR}/"
+        ):
             entry.has_verification = True
+            entry.verification_keys.append(obj["Key"])
         elif name in ARCHIVE_NAMES.values():
             entry.archive_key = obj["Key"]
             entry.archive_size = int(obj["Size"])
@@ -303,7 +308,8 @@ class S3BackupStore:
             except IntegrityError:
                 b.manifest = None
         if b.has_verification:
-            b.verification = self.load_verification(b)
+            b.verifications = self.load_verifications(b)
+            b.verification = latest_conclusive(b.verifications)
 
     def _in_progress_uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("list_multipart_uploads")
@@ -348,21 +354,40 @@ class S3BackupStore:
             )
         return manifest
 
+    def load_verifications(self, stored: StoredBackup) -> list[dict[str, Any]]:
+        """Every verification run's report, oldest first (a legacy single report first of
+        all). Unreadable objects are left out: they prove nothing."""
+        keys = stored.verification_keys or [
+            o["Key"]
+            for o in self._iter_objects(stored.prefix)
+            if o["Key"] == stored.verification_key
+            or o["Key"].startswith(f"{stored.prefix}{VERIFICATIONS_DIR}/")
+        ]
+        reports = []
+        for key in sorted(keys, key=lambda k: (k != stored.verification_key, k)):
+            try:
+                data = json.loads(self.get_bytes(key))
+            except (IntegrityError, ValueError):
+                continue
+            if isinstance(data, dict):
+                reports.append(data)
+        return reports
+
     def load_verification(self, stored: StoredBackup) -> dict[str, Any] | None:
-        try:
-            data = json.loads(self.get_bytes(stored.verification_key))
-        except (IntegrityError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+        """The backup's status: its latest conclusive report (could-not-verify never counts)."""
+        return latest_conclusive(self.load_verifications(stored))
 
     def write_verification(self, stored: StoredBackup, report: dict[str, Any]) -> str:
+        """Each run's evidence is its own object, never overwritten."""
         tier = stored.manifest.tier if stored.manifest else report.get("tier")
+        run_id = str(report.get("run_id") or new_run_id())
+        key = stored.run_key(run_id)
         self.put_bytes(
-            stored.verification_key,
+            key,
             json.dumps(report, indent=2, default=str).encode(),
             tier=tier if isinstance(tier, str) else None,
         )
-        return stored.verification_key
+        return key
 
     def adopt_encryption_of(self, manifest: Manifest) -> None:
         """Write what belongs to a backup (its report) with the key that encrypts the backup,

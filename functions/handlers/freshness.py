@@ -1,0 +1,74 @@
+"""Every 15 minutes: per configured database, the seconds since its newest verified backup,
+read from the store itself, as the metric the NoVerifiedBackup alarms watch.
+
+The alarm treats missing data as breaching, so whatever stops this number from arriving (a
+deleted schedule, a broken function, a region outage) pages someone just as a stale backup
+does. A database never verified reports NEVER_VERIFIED_SECONDS, far above any threshold. A
+database whose backups cannot be read publishes nothing (the alarm fires) and the run fails.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from backproof.contract import METRIC_SECONDS_SINCE_VERIFIED, NEVER_VERIFIED_SECONDS
+from backproof.errors import BackproofError
+from backproof.jobs.status import database_status
+
+from .env import databases, settings
+from .observability import logger, metrics, tracer
+from .stores import store
+
+SETTINGS = settings()
+DATABASES = databases()
+
+
+class FreshnessUnknown(RuntimeError):
+    """The store could not be read for some databases; their metric was left out."""
+
+
+def seconds_since_verified(database: str, now: datetime) -> float:
+    status = database_status(database, store().list_backups(database), now=now)
+    age = status.verified_age_seconds
+    return float(NEVER_VERIFIED_SECONDS) if age is None else age
+
+
+def publish(database: str, seconds: float) -> None:
+    """One EMF document per database: dimensions service and database, as the alarm reads."""
+    with single_metric(
+        name=METRIC_SECONDS_SINCE_VERIFIED,
+        unit=MetricUnit.Seconds,
+        value=seconds,
+        namespace=metrics.namespace,
+        default_dimensions={**metrics.default_dimensions, "database": database},
+    ):
+        pass
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    ages: dict[str, float] = {}
+    unreadable: dict[str, str] = {}
+    for database in DATABASES:
+        try:
+            ages[database] = seconds_since_verified(database, now)
+        except BackproofError as exc:  # the store said no: leave the metric missing (alarms)
+            unreadable[database] = str(exc)
+            continue
+        publish(database, ages[database])
+    stale = {d: s for d, s in ages.items() if s >= NEVER_VERIFIED_SECONDS}
+    logger.info(
+        "freshness published", extra={"seconds_since_verified": ages, "never_verified": stale}
+    )
+    if unreadable:
+        logger.error("store unreadable for some databases", extra={"errors": unreadable})
+        raise FreshnessUnknown(
+            f"could not read the backups of {', '.join(sorted(unreadable))}: "
+            + "; ".join(unreadable.values())
+        )
+    return {"seconds_since_verified": ages, "checked_at": now.isoformat()}

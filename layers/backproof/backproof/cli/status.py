@@ -1,0 +1,148 @@
+"""`backproof status`: is every database protected by a recently verified backup?
+
+Exit 0 when every database has a verified backup within its allowed age, 1 when any has not
+(or the store holds no backups at all), 2 on bad input: a cron job or CI step can run it as
+a health check as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import EXIT_FAILED, EXIT_OK
+from ..jobs.status import AgeLimits, DatabaseStatus, StatusReport, store_status
+from ..model.operator import parse_duration
+from ..store import open_store
+from .args import Subparsers, add_output_args, add_store_args
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "status",
+        help="per database: newest and newest verified backup, last verdicts, restore time; "
+        "exit 1 when any has no verified backup within its allowed age",
+    )
+    add_store_args(p)
+    p.add_argument("--database-name", help="only this database (reported even with no backups)")
+    p.add_argument(
+        "--max-age",
+        action="append",
+        default=[],
+        metavar="[DATABASE=]AGE",
+        help="how old the newest verified backup may be (default 26h); DATABASE=AGE for one "
+        "database, e.g. --max-age 26h --max-age billing=8d",
+    )
+    p.add_argument(
+        "--rto-target",
+        metavar="AGE",
+        help="recovery-time target the last measured restore is held against, e.g. 60m",
+    )
+    add_output_args(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    limits = AgeLimits.parse(args.max_age)
+    rto = parse_duration(args.rto_target) if args.rto_target else None
+    report = store_status(
+        open_store(args.store), database=args.database_name, limits=limits, rto_target=rto
+    )
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(render(report))
+    return EXIT_OK if report.healthy else EXIT_FAILED
+
+
+def age(seconds: float | None) -> str:
+    """3d 4h, 5h 12m, 14m, 40s."""
+    if seconds is None:
+        return "-"
+    s = max(int(seconds), 0)
+    days, rest = divmod(s, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m" if minutes else f"{secs}s"
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
+def sparkline(values: list[int]) -> str:
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high == low:
+        return SPARKS[3] * len(values)
+    scale = (len(SPARKS) - 1) / (high - low)
+    return "".join(SPARKS[round((v - low) * scale)] for v in values)
+
+
+def _restore(d: DatabaseStatus) -> str:
+    if d.restore is None or d.restore.restore_seconds is None:
+        return "-"
+    text = f"{d.restore.restore_seconds:.0f}s"
+    if d.rto_target is not None:
+        target = age(d.rto_target.total_seconds())
+        text += f" / {target} " + ("ok" if d.rto_met else "OVER")
+    return text
+
+
+def _row(d: DatabaseStatus) -> list[str]:
+    newest = d.newest
+    verified = d.newest_verified
+    failed = d.last_runs.get("failed")
+    trend = [s for _, s in d.sizes]
+    return [
+        d.database,
+        "ok" if d.fresh else ("STALE" if verified else "NEVER VERIFIED"),
+        f"{age(newest.age_seconds)} ago ({newest.tier or '?'}, {newest.verification})"
+        if newest
+        else "-",
+        f"{age(verified.age_seconds)} ago" if verified else "-",
+        age(d.max_age.total_seconds()),
+        f"{age(failed.age_seconds)} ago" if failed else "-",
+        _restore(d),
+        f"{sparkline(trend)} {size(trend[-1])}" if trend else "-",
+    ]
+
+
+def render(report: StatusReport) -> str:
+    if not report.databases:
+        return f"no backups in {report.store}: nothing is protected"
+    headers = [
+        "DATABASE",
+        "STATUS",
+        "NEWEST BACKUP",
+        "NEWEST VERIFIED",
+        "ALLOWED",
+        "LAST FAILED",
+        "RESTORE",
+        "SIZE TREND",
+    ]
+    body = [_row(d) for d in report.databases]
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
+    for d in report.databases:
+        for problem in d.problems:
+            lines.append(f"{d.database}: {problem}")
+        for verdict, r in d.last_runs.items():
+            if verdict != "verified" and r.detail:
+                lines.append(f"{d.database}: last {verdict} ({r.backup_id}): {r.detail}")
+    return "\n".join(line.rstrip() for line in lines)
