@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from backproof.cli import main
-from backproof.store import open_store
+from backproof.pg.cluster import LocalCluster
+from backproof.store import SAFETY, open_store
 
 from ..conftest import S3Store, SourceDatabase, take_backup
 
@@ -128,9 +129,13 @@ def test_non_empty_target_needs_clean_and_the_typed_back_name(
     assert out is not None and out["failed_checks"] == [] and code == 0
     assert scalar(source_db, "SELECT count(*) FROM sales.orders") == 2000
     assert scalar(source_db, "SELECT count(*) FROM notes WHERE body = 'lost'") == 0
-    safety = [b for b in store.list_backups() if b.backup_id == out["safety_backup_id"]]
-    assert safety and safety[0].manifest is not None and safety[0].manifest.tier == "safety"
+    # The safety backup lives apart, filed by target (instance and database), never `latest`
+    target = f"127.0.0.1-{source_db.cluster.port}-{source_db.dbname}"
+    safety = store.list_backups(target, namespace=SAFETY)
+    assert [b.backup_id for b in safety] == [out["safety_backup_id"]]
+    assert safety[0].manifest is not None and safety[0].manifest.tier == "safety"
     assert safety[0].manifest.inventory.table("sales", "orders").rows == 1500  # type: ignore[union-attr]
+    assert out["safety_backup_id"] not in {b.backup_id for b in store.list_backups()}
 
 
 def test_selective_restore_brings_back_one_table_with_its_indexes(
@@ -330,3 +335,46 @@ def test_selective_restore_skips_foreign_keys_of_tables_the_target_lacks(
     assert code == 0, report
     assert scalar(target_db, "SELECT count(*) FROM customers") == 100
     assert scalar(target_db, "SELECT to_regclass('sales.orders')::text") is None
+
+
+def test_a_staging_safety_backup_never_becomes_productions_latest(
+    source_db: SourceDatabase,
+    pg_cluster: LocalCluster,
+    s3_store: S3Store,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given production's backup filed as "orders", and a staging database also named "orders"
+    # (another instance in real life) holding other rows
+    source_db.execute(SHOP)
+    store, production = take_backup(source_db, s3_store, name="orders")
+    with psycopg.connect(**pg_cluster.connect_kwargs(), autocommit=True) as conn:
+        conn.execute('DROP DATABASE IF EXISTS "orders" WITH (FORCE)')
+        conn.execute('CREATE DATABASE "orders"')
+    staging = SourceDatabase(pg_cluster, "orders")
+    try:
+        staging.execute("CREATE TABLE notes (body text); INSERT INTO notes VALUES ('staging')")
+        # When production's backup is restored over staging (safety backup first)
+        code, out = restore(
+            s3_store,
+            production.manifest.backup_id,
+            staging,
+            capsys,
+            "--database-name",
+            "orders",
+            "--clean",
+            "--confirm",
+            "orders",
+        )
+        assert code == 0 and out is not None and out["safety_backup_id"]
+        # Then production's latest is still production's backup, and list shows the safety
+        # backup only among the safety backups
+        assert store.find("latest", "orders").backup_id == production.manifest.backup_id
+        assert [b.backup_id for b in store.list_backups("orders")] == [
+            production.manifest.backup_id
+        ]
+        assert main(["list", "--store", s3_store.url, "--safety", "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert [r["backup_id"] for r in rows] == [out["safety_backup_id"]]
+    finally:
+        with psycopg.connect(**pg_cluster.connect_kwargs(), autocommit=True) as conn:
+            conn.execute('DROP DATABASE IF EXISTS "orders" WITH (FORCE)')

@@ -22,13 +22,14 @@ import pytest
 
 from backproof.instances.rds import RdsSettings, create_instance
 from backproof.pg.cluster import LocalCluster
-from backproof.store import open_store
+from backproof.store import SAFETY, open_store
 from tests.conftest import MotoServer, SourceDatabase, take_backup
 from tests.infra.conftest import cdk_context, synthesize
 from tests.support.tls import TestAuthority
 
 from .conftest import SLOTS_KEY, SLOTS_TABLE, World, build_world, event, load_handlers, seed_orders
 from .deployment import Deployment, enable_execution, entered, patch_moto
+from .test_notify_and_freshness import notifications, subscribe_queue
 
 
 @pytest.fixture(scope="session")
@@ -172,6 +173,7 @@ def test_verify_of_a_tampered_backup_fails_before_any_instance(
         ServerSideEncryption="aws:kms",
         SSEKMSKeyId=deployed.world.key_arn,
     )
+    queue = subscribe_queue()
     # When an operator starts verify with the console sample
     result = deployed.execute("verify", event("verify"))
     # Then it fails on integrity, tells people, and never created an instance
@@ -180,6 +182,16 @@ def test_verify_of_a_tampered_backup_fails_before_any_instance(
     states = entered(result)
     assert "VerificationNotify" in states and "CreateInstance" not in states
     assert rds_instances() == [] and deployed.tasks == []
+    # and what people read names the database, the backup, the error and links the execution
+    (sent,) = notifications(queue)
+    assert sent["Subject"] == (
+        f"backproof test: verification of backup {backup['backup_id']} of orders failed"
+    )
+    text = sent["Message"]
+    assert "Database:      orders" in text and f"Backup:        {backup['backup_id']}" in text
+    assert "Error:         IntegrityFailure" in text
+    console = "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1"
+    assert f"{console}#/v2/executions/details/{result['executionArn']}" in text
 
 
 def test_a_failing_restore_task_still_deletes_the_instance(
@@ -383,7 +395,10 @@ def test_restore_into_an_existing_database_takes_a_safety_backup_first(
     # Then a safety backup of staging was taken before its table was replaced
     assert output["safety_backup_id"]
 
-    safety = open_store(deployed.world.store_url).list_backups("orders_staging")
+    # filed under the target's identity, apart from every database's backups
+    safety = open_store(deployed.world.store_url).list_backups(
+        f"127.0.0.1-{target.port}-orders_staging", namespace=SAFETY
+    )
     assert [b.backup_id for b in safety] == [output["safety_backup_id"]]
     assert safety[0].manifest.tier == "safety"
     with psycopg.connect(**target.connect_kwargs("orders_staging")) as conn:

@@ -8,7 +8,7 @@ import sys
 
 from ..errors import EXIT_FAILED, EXIT_OK
 from ..jobs.retention import RetentionPolicy, apply_retention
-from ..store import open_store
+from ..store import BACKUPS, SAFETY, open_store
 from .args import Subparsers, add_output_args, add_store_args
 
 
@@ -29,6 +29,12 @@ def register(sub: Subparsers) -> None:
         "when outside both the count and the age window), e.g. daily=10,monthly=400",
     )
     p.add_argument("--dry-run", action="store_true", help="show the plan, delete nothing")
+    p.add_argument(
+        "--safety",
+        action="store_true",
+        help="apply to the safety backups of restore targets (each keeps its newest `safety` "
+        "ones) instead of the databases' backups",
+    )
     add_output_args(p)
     p.set_defaults(handler=run)
 
@@ -36,7 +42,11 @@ def register(sub: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     policy = RetentionPolicy.parse(args.keep, args.keep_days)
     plan = apply_retention(
-        open_store(args.store), policy, database=args.database_name, dry_run=args.dry_run
+        open_store(args.store),
+        policy,
+        database=args.database_name,
+        dry_run=args.dry_run,
+        namespace=SAFETY if args.safety else BACKUPS,
     )
     if args.json:
         print(json.dumps(plan.to_dict()))

@@ -33,7 +33,7 @@ from ..pg.roles import read_roles
 from ..pg.sequences import read_sequences
 from ..pg.target import Target
 from ..signals import signals_deferred
-from ..store import BackupStore, MultipartUpload, validate_database_name
+from ..store import BACKUPS, BackupStore, MultipartUpload, validate_database_name
 from .ownership import store_roles
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
@@ -51,6 +51,9 @@ class BackupRequest:
     # Passed through to pg_dump (e.g. --exclude-table-data). The inventory still describes the
     # whole database, so a verification will point out what the dump left out.
     extra_pg_dump_args: list[str] = field(default_factory=list)
+    # BACKUPS for a database's own backups; SAFETY for the state of a restore target taken
+    # before a restore (filed under the target's name, never a database's `latest`).
+    namespace: str = BACKUPS
 
 
 @dataclass
@@ -154,7 +157,8 @@ def _backup_in_snapshot(
         "SELECT pg_export_snapshot(), clock_timestamp(), txid_current_snapshot()::text"
     ).fetchone()  # type: ignore[misc]
     backup_id = new_backup_id(started)
-    key = req.store.archive_key(req.database_name, backup_id, req.compression)
+    key = req.store.archive_key(req.database_name, backup_id, req.compression, req.namespace)
+    directory = req.store.backup_prefix(req.database_name, backup_id, req.namespace)
     # Sequences are not transactional: read them now, before pg_dump reads them, so what the
     # manifest records is a bound pg_dump's values satisfy (model/sequences.py).
     sequences = _read_sequences(conn)
@@ -216,14 +220,14 @@ def _backup_in_snapshot(
             ),
             inventory=inventory.result,
             dump_options={"extra_args": req.extra_pg_dump_args, "fingerprints": req.fingerprints},
-            roles=store_roles(req.store, req.database_name, backup_id, roles, tier=req.tier),
+            roles=store_roles(req.store, directory, roles, tier=req.tier),
         )
         manifest.timings = {
             "dump_seconds": round(dump_seconds, 3),
             "inventory_seconds": round(inventory.seconds, 3),
             "total_seconds": round(time.monotonic() - t0, 3),
         }
-        manifest_key = req.store.backup_prefix(req.database_name, backup_id) + "manifest.json"
+        manifest_key = directory + "manifest.json"
         req.store.put_bytes(manifest_key, manifest.to_json(), tier=req.tier)
         progress("done", {"backup_id": backup_id, "size": info.size})
         return BackupResult(manifest, manifest_key)
@@ -231,7 +235,7 @@ def _backup_in_snapshot(
         # The archive is complete but no manifest vouches for it yet: remove it, so a failure
         # or a signal at this point leaves nothing behind either.
         with signals_deferred():
-            req.store.delete_prefix(req.store.backup_prefix(req.database_name, backup_id))
+            req.store.delete_prefix(directory)
         raise
 
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from ..model.report import verdict_of, verification_status
-from ..store import BackupStore, StoredBackup
+from ..store import BACKUPS, BackupStore, StoredBackup
 
 
 def list_backups(
-    store: BackupStore, database: str | None = None, *, include_incomplete: bool = False
+    store: BackupStore,
+    database: str | None = None,
+    *,
+    include_incomplete: bool = False,
+    namespace: str = BACKUPS,
 ) -> list[dict[str, Any]]:
-    return backup_rows(store.list_backups(database, include_incomplete=include_incomplete))
+    """Rows for `backproof list`: a database's backups, or (SAFETY) the safety backups of
+    restore targets, filed by target."""
+    backups = store.list_backups(
+        database, include_incomplete=include_incomplete, namespace=namespace
+    )
+    return backup_rows(backups)
 
 
 def backup_rows(backups: list[StoredBackup]) -> list[dict[str, Any]]:

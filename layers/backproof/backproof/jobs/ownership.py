@@ -36,12 +36,10 @@ NOT_RECORDED = (
 )
 
 
-def store_roles(
-    store: BackupStore, database: str, backup_id: str, roles: RoleSet, *, tier: str
-) -> StoredObject:
-    """Write roles.json beside the archive; what the manifest records about it."""
+def store_roles(store: BackupStore, directory: str, roles: RoleSet, *, tier: str) -> StoredObject:
+    """Write roles.json in the backup's directory; what the manifest records about it."""
     data = roles.to_json()
-    key = store.backup_prefix(database, backup_id) + ROLES_NAME
+    key = directory + ROLES_NAME
     store.put_bytes(key, data, tier=tier)
     return StoredObject(key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 

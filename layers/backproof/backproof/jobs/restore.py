@@ -26,7 +26,7 @@ from ..pg.programs import PgProgram
 from ..pg.restore import PgRestore, restore_archive
 from ..pg.target import Target
 from ..pg.toc import expand_partitioned, select_table_entries
-from ..store import BackupStore, StoredBackup, validate_database_name
+from ..store import SAFETY, BackupStore, StoredBackup, safety_name
 from .backup import BackupRequest, run_backup
 from .checks import restore_check, run_checks
 from .integrity import check_integrity
@@ -220,17 +220,23 @@ def restore_backup(
         report.timings["integrity_seconds"] = round(time.monotonic() - t0, 3)
         if plan.safety_backup:
             note("taking a safety backup of the target")
-            try:
-                name = validate_database_name(target.dbname)
-            except BadInput:
-                name = f"{stored.database}-restore-target"
+            # Filed under the target's own identity (instance and database), apart from every
+            # database's backups: staging's safety backup never becomes production's latest.
+            name = safety_name(target.host, target.port, target.dbname)
             safety = run_backup(
-                BackupRequest(source=target, store=store, database_name=name, tier="safety")
+                BackupRequest(
+                    source=target,
+                    store=store,
+                    database_name=name,
+                    tier="safety",
+                    namespace=SAFETY,
+                )
             )
             result.safety_backup_id = safety.manifest.backup_id
             report.tools["safety_backup"] = {
                 "backup_id": safety.manifest.backup_id,
-                "database": name,
+                "target": name,
+                "namespace": SAFETY,
             }
         if unresolved:
             selected += [

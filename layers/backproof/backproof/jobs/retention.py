@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from ..errors import BadInput, UploadFailed
 from ..model.manifest import TIERS
-from ..store import BackupStore, StoredBackup
+from ..store import BACKUPS, BackupStore, StoredBackup
 
 DEFAULT_KEEP: dict[str, int] = {"daily": 7, "weekly": 5, "monthly": 12, "yearly": 3, "safety": 5}
 
@@ -159,8 +159,11 @@ def apply_retention(
     dry_run: bool = True,
     now: datetime | None = None,
     in_use: frozenset[str] = frozenset(),
+    namespace: str = BACKUPS,
 ) -> RetentionPlan:
-    backups = store.list_backups(database, include_incomplete=True)
+    """Plan (and unless `dry_run`, apply) retention in one namespace: a database's backups, or
+    the safety backups of restore targets (each target keeps its newest `safety` ones)."""
+    backups = store.list_backups(database, include_incomplete=True, namespace=namespace)
     plan = plan_retention(backups, policy, now, in_use)
     plan.dry_run = dry_run
     if dry_run:

@@ -8,18 +8,21 @@ from typing import Any, Protocol
 
 from ..errors import BadInput
 from ..model.manifest import Manifest
-from .layout import ROLES_NAME, StoredBackup, validate_database_name
+from .layout import BACKUPS, ROLES_NAME, SAFETY, StoredBackup, safety_name, validate_database_name
 from .multipart import MultipartUpload, ObjectInfo
 from .s3 import S3BackupStore
 
 __all__ = [
+    "BACKUPS",
     "ROLES_NAME",
+    "SAFETY",
     "BackupStore",
     "MultipartUpload",
     "ObjectInfo",
     "S3BackupStore",
     "StoredBackup",
     "open_store",
+    "safety_name",
     "validate_database_name",
 ]
 
@@ -32,8 +35,10 @@ class BackupStore(Protocol):
     def location(self, key: str) -> str: ...
 
     # keys
-    def backup_prefix(self, database: str, backup_id: str) -> str: ...
-    def archive_key(self, database: str, backup_id: str, compression: str) -> str: ...
+    def backup_prefix(self, database: str, backup_id: str, namespace: str = ...) -> str: ...
+    def archive_key(
+        self, database: str, backup_id: str, compression: str, namespace: str = ...
+    ) -> str: ...
 
     # writing
     def check_writable(self) -> None: ...
@@ -51,9 +56,16 @@ class BackupStore(Protocol):
     def get_bytes(self, key: str) -> bytes: ...
     def iter_chunks(self, key: str, chunk_size: int = ...) -> Iterator[bytes]: ...
     def list_backups(
-        self, database: str | None = None, *, include_incomplete: bool = False, load: bool = True
+        self,
+        database: str | None = None,
+        *,
+        include_incomplete: bool = False,
+        load: bool = True,
+        namespace: str = ...,
     ) -> list[StoredBackup]: ...
-    def find(self, backup_id: str, database: str | None = None) -> StoredBackup: ...
+    def find(
+        self, backup_id: str, database: str | None = None, *, namespace: str = ...
+    ) -> StoredBackup: ...
     def load_manifest(self, stored: StoredBackup) -> Manifest: ...
     def load_verification(self, stored: StoredBackup) -> dict[str, Any] | None: ...
     def load_verifications(self, stored: StoredBackup) -> list[dict[str, Any]]: ...

@@ -20,6 +20,9 @@ from ..errors import BadInput
 from ..model.manifest import Manifest, backup_id_time, is_backup_id
 from ..model.report import VERIFIED, verdict_of
 
+# A database's own backups, and the safety backups taken of restore targets before a restore.
+BACKUPS, SAFETY = "backups", "safety"
+NAMESPACES = (BACKUPS, SAFETY)
 MANIFEST_NAME = "manifest.json"
 ROLES_NAME = "roles.json"  # the cluster's roles (no passwords), vouched for by the manifest
 # Written by releases that kept one report per backup (overwritten at each run); still read.
@@ -44,19 +47,30 @@ def validate_database_name(name: str) -> str:
     return name
 
 
-def backups_root(prefix: str, database: str | None = None) -> str:
-    return f"{prefix}backups/" + (f"{validate_database_name(database)}/" if database else "")
+def backups_root(prefix: str, database: str | None = None, namespace: str = BACKUPS) -> str:
+    return f"{prefix}{namespace}/" + (f"{validate_database_name(database)}/" if database else "")
 
 
-def backup_prefix(prefix: str, database: str, backup_id: str) -> str:
+def backup_prefix(prefix: str, database: str, backup_id: str, namespace: str = BACKUPS) -> str:
     when = backup_id_time(backup_id)
-    return f"{prefix}backups/{database}/{when:%Y/%m/%d}/{backup_id}/"
+    return f"{prefix}{namespace}/{database}/{when:%Y/%m/%d}/{backup_id}/"
+
+
+def safety_name(host: str, port: int, dbname: str) -> str:
+    """The safety namespace's name for a restore target: its instance and database, so two
+    targets sharing a database name (staging and production) never share safety backups."""
+    raw = f"{host}-{port}-{dbname}"
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-.") or "target"
+    return validate_database_name(cleaned[:128])
 
 
 def locate(prefix: str, key: str) -> tuple[str, str, str] | None:
-    """(database, backup id, directory prefix) of a key inside the layout, else None. Keys
-    one level deeper (`verifications/<run>.json`) belong to the backup above them."""
-    rest = key[len(prefix) + len("backups/") :].split("/")
+    """(database, backup id, directory prefix) of a key inside the layout (either namespace),
+    else None. Keys one level deeper (`verifications/<run>.json`) belong to the backup above."""
+    namespace = key[len(prefix) :].split("/", 1)[0]
+    if namespace not in NAMESPACES:
+        return None
+    rest = key[len(prefix) + len(namespace) + 1 :].split("/")
     if len(rest) == 7 and rest[5] == VERIFICATIONS_DIR:
         rest = [*rest[:5], "/".join(rest[5:])]
     if len(rest) != 6 or not is_backup_id(rest[4]):
@@ -86,6 +100,7 @@ class StoredBackup:
     verification_keys: list[str] = field(default_factory=list)
     # Every run's report, oldest first (loaded with the backup).
     verifications: list[dict[str, Any]] = field(default_factory=list)
+    namespace: str = BACKUPS
 
     @property
     def manifest_key(self) -> str:
