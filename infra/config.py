@@ -158,6 +158,8 @@ class Database:
     route_table_ids: tuple[str, ...] = ()
     sslmode: str = "verify-full"
     restore_targets: tuple[RestoreTarget, ...] = ()
+    # How long a dump may wait for a locked table before it gives up naming the holder.
+    lock_wait_timeout_minutes: int = 10
 
     def settings(self) -> dict[str, Any]:
         """What the workflows read at run time (stored as one SSM parameter per database)."""
@@ -368,8 +370,15 @@ def _database(raw: Any, index: int) -> Database:
         route_table_ids=reader.strings("route_table_ids", ROUTE_TABLE_ID, [], non_empty=False),
         sslmode=_sslmode(reader),
         restore_targets=_restore_targets(reader),
+        lock_wait_timeout_minutes=reader.get("lock_wait_timeout_minutes", int, 10),
     )
     reader.done()
+    if not 0 <= db.lock_wait_timeout_minutes <= 1440:
+        raise _fail(
+            reader.where,
+            "lock_wait_timeout_minutes",
+            f"must be 0 (wait forever) to 1440, got {db.lock_wait_timeout_minutes}",
+        )
     if len(db.subnet_ids) < 2:
         raise _fail(
             reader.where,

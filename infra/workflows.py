@@ -195,6 +195,9 @@ class BackupWorkflow(Construct):
                 "tier": sfn.JsonPath.string_at("$.tier"),
                 "secret_arn": sfn.JsonPath.string_at("$.config.settings.secret_arn"),
                 "sslmode": sfn.JsonPath.string_at("$.config.settings.sslmode"),
+                "lock_wait_timeout_minutes": sfn.JsonPath.number_at(
+                    "$.config.settings.lock_wait_timeout_minutes"
+                ),
             },
             result_path="$.request",
         )

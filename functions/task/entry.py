@@ -135,6 +135,9 @@ def build(
         ]
         if kms_key:
             argv += ["--kms-key-id", kms_key]
+        if request.get("lock_wait_timeout_minutes") is not None:
+            minutes = int(request["lock_wait_timeout_minutes"])
+            argv += ["--lock-wait-timeout", f"{minutes}m" if minutes else "0"]
         return Invocation([*argv, "--json"], {"PGPASSWORD": password})
 
     _require(request, "backup_id", "target")

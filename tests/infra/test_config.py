@@ -80,6 +80,7 @@ def _break(path: list[Any], value: Any) -> dict[str, Any]:
         (["max_concurrent_verifications"], 0, "deployment: field 'max_concurrent_verifications'"),
         (["databases"], [], "field 'databases' must list at least one database"),
         (["databases", 0, "sslmode"], "verify", "field 'sslmode' must be one of"),
+        (["databases", 0, "lock_wait_timeout_minutes"], -1, "field 'lock_wait_timeout_minutes'"),
         (
             ["databases", 0, "retention", "daily"],
             {"days": 30},

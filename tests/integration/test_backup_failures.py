@@ -320,3 +320,38 @@ def test_failure_after_the_archive_is_stored_removes_it(
         run_backup(BackupRequest(Target.from_url(source_db.url), store, "t"))
     # Then the archive is gone too: nothing listed, nothing left
     nothing_stored(s3_store)
+
+
+def test_a_dump_blocked_by_a_migration_gives_up_naming_the_lock(
+    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a migration holding ACCESS EXCLUSIVE on a table
+    source_db.execute("CREATE TABLE accounts (id int); INSERT INTO accounts VALUES (1)")
+    migration = source_db.connect(application_name="schema-migration")
+    migration.execute("ALTER TABLE accounts ADD COLUMN note text")  # holds the lock, uncommitted
+    try:
+        # When a backup runs with a short lock wait
+        started = time.monotonic()
+        code, out, _ = run_cli(
+            capsys,
+            "backup",
+            "--source-url",
+            source_db.url,
+            "--store",
+            s3_store.url,
+            "--lock-wait-timeout",
+            "2s",
+            "--json",
+        )
+        # Then it gives up soon, naming the table and the session that holds it
+        assert time.monotonic() - started < 60
+        assert code == 1
+        error = json.loads(out.strip().splitlines()[-1])
+        assert error["error"] == "LockWaitTimeout"
+        assert "public.accounts" in error["message"]
+        assert "schema-migration" in error["message"] and "AccessExclusiveLock" in error["message"]
+        assert "ALTER TABLE accounts" in error["message"]
+    finally:
+        migration.close()
+    # And nothing was stored
+    assert s3_store.s3.list_objects_v2(Bucket=s3_store.bucket).get("KeyCount", 0) == 0

@@ -204,6 +204,17 @@ def test_outcome_takes_the_error_name_from_the_commands_result(
     assert entry.outcome(returncode, stdout, "backproof: source unreachable\n") == expected
 
 
+def test_the_configured_lock_wait_reaches_the_backup_command() -> None:
+    request = {
+        "database": "orders",
+        "tier": "daily",
+        "secret_arn": "source",
+        "lock_wait_timeout_minutes": 15,
+    }
+    argv = entry.build("backup", request, secret, "s3://bucket", None).argv
+    assert argv[argv.index("--lock-wait-timeout") + 1] == "15m"
+
+
 def test_configured_sslmode_is_used_and_a_bad_one_refused() -> None:
     # Given a configured database whose settings ask for `require`
     request = {"database": "orders", "tier": "daily", "secret_arn": "source", "sslmode": "require"}

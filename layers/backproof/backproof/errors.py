@@ -61,6 +61,10 @@ class DumpFailed(JobFailed):
     """pg_dump exited non-zero or died mid-stream."""
 
 
+class LockWaitTimeout(DumpFailed):
+    """pg_dump waited its limit for a table another session holds (a migration, say)."""
+
+
 class UploadFailed(JobFailed):
     """Writing to the object store failed after the job started."""
 

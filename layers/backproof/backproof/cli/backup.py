@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import EXIT_OK
 from ..jobs.backup import BackupRequest, run_backup
 from ..model.manifest import COMPRESSIONS, TIERS
+from ..model.operator import parse_duration
 from ..pg.target import Target
 from ..store import open_store
 from .args import Subparsers, add_output_args, add_store_args, add_tls_args, tls_params, watching
@@ -38,9 +39,23 @@ def register(sub: Subparsers) -> None:
         help="record row counts only (faster; verification then cannot compare content)",
     )
     p.add_argument("--pg-bin-dir", type=Path, help="directory holding pg_dump to prefer")
+    p.add_argument(
+        "--lock-wait-timeout",
+        default="10m",
+        metavar="DURATION",
+        help="how long the dump may wait for a table another session locks (e.g. a migration) "
+        "before it gives up naming that session; 0 waits forever (default 10m)",
+    )
     add_tls_args(p, url_flag="--source-url")
     add_output_args(p)
     p.set_defaults(handler=run)
+
+
+def lock_wait_seconds(text: str) -> int:
+    """`10m`, `90s`, `0` (wait forever) -> seconds; BadInput otherwise."""
+    if text.strip() == "0":
+        return 0
+    return max(1, int(parse_duration(text).total_seconds()))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         compression=args.compression,
         fingerprints=not args.no_fingerprints,
         pg_bin_dir=args.pg_bin_dir,
+        lock_wait_timeout_s=lock_wait_seconds(args.lock_wait_timeout),
     )
     with StepProgress(watching(args), first="connecting to the source") as progress:
         result = run_backup(request, progress=backup_messages(progress.update))

@@ -23,11 +23,12 @@ import psycopg
 
 from .. import __version__
 from ..compression import compressor
-from ..errors import BackproofError, BadInput, DumpFailed, JobFailed, redact
+from ..errors import BackproofError, BadInput, DumpFailed, JobFailed, LockWaitTimeout, redact
 from ..model.manifest import COMPRESSIONS, TIERS, ArchiveInfo, Inventory, Manifest, new_backup_id
 from ..model.sequences import SequenceState, record_bounds
 from ..pg.dump import READ_CHUNK, PgDump
 from ..pg.inventory import take_inventory
+from ..pg.locks import holders, waited_for
 from ..pg.programs import find_program
 from ..pg.roles import read_roles
 from ..pg.sequences import read_sequences
@@ -37,6 +38,8 @@ from ..store import BACKUPS, BackupStore, MultipartUpload, validate_database_nam
 from .ownership import store_roles
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
+# Ten minutes: long enough for a quick DDL, short enough not to hold vacuum back for hours.
+DEFAULT_LOCK_WAIT_S = 600
 
 
 @dataclass
@@ -54,6 +57,9 @@ class BackupRequest:
     # BACKUPS for a database's own backups; SAFETY for the state of a restore target taken
     # before a restore (filed under the target's name, never a database's `latest`).
     namespace: str = BACKUPS
+    # How long pg_dump (and the inventory) may wait for a table lock, in seconds; 0: forever.
+    # Meanwhile the exported snapshot holds back vacuum on the whole source.
+    lock_wait_timeout_s: int = DEFAULT_LOCK_WAIT_S
 
 
 @dataclass
@@ -152,10 +158,7 @@ def _backup_in_snapshot(
     )
     req.store.check_writable()
 
-    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    snapshot_id, taken_at, txid = conn.execute(
-        "SELECT pg_export_snapshot(), clock_timestamp(), txid_current_snapshot()::text"
-    ).fetchone()  # type: ignore[misc]
+    snapshot_id, taken_at, txid = _export_snapshot(conn, req)
     backup_id = new_backup_id(started)
     key = req.store.archive_key(req.database_name, backup_id, req.compression, req.namespace)
     directory = req.store.backup_prefix(req.database_name, backup_id, req.namespace)
@@ -166,7 +169,7 @@ def _backup_in_snapshot(
     roles = read_roles(conn)  # the cluster's roles as of the snapshot (no passwords)
 
     upload = req.store.open_upload(key, tier=req.tier)
-    dump = PgDump(pg_dump, req.source, snapshot_id, _dump_args(conn, req.extra_pg_dump_args))
+    dump = PgDump(pg_dump, req.source, snapshot_id, _dump_args(conn, req))
     inventory = _InventoryThread(conn, req.fingerprints, progress, sequences)
     try:
         dump.start()
@@ -174,7 +177,7 @@ def _backup_in_snapshot(
         raw_size, sha256 = _stream(dump, upload, req.compression, progress)
         code = dump.wait()
         if code != 0:
-            raise DumpFailed(f"pg_dump failed (exit {code}): {dump.error_text()}")
+            raise _dump_failure(req, dump, code)
         dump_seconds = time.monotonic() - t0
         inventory.join()
         if inventory.error is not None:
@@ -268,14 +271,45 @@ def _stream(
     return raw, digest.hexdigest()
 
 
-def _dump_args(conn: psycopg.Connection[Any], extra: list[str]) -> list[str]:
+def _export_snapshot(conn: psycopg.Connection[Any], req: BackupRequest) -> tuple[str, Any, str]:
+    """Open the read-only repeatable-read transaction whose snapshot pg_dump imports; its
+    lock waits are bounded like pg_dump's. (snapshot id, when, txid snapshot)."""
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    if req.lock_wait_timeout_s:
+        conn.execute(
+            "SELECT set_config('lock_timeout', %s, true)", (f"{req.lock_wait_timeout_s}s",)
+        )
+    row = conn.execute(
+        "SELECT pg_export_snapshot(), clock_timestamp(), txid_current_snapshot()::text"
+    ).fetchone()
+    assert row is not None
+    return str(row[0]), row[1], str(row[2])
+
+
+def _dump_args(conn: psycopg.Connection[Any], req: BackupRequest) -> list[str]:
     """pg_dump writes in the session's client encoding, which a role or a database may set to
     one that cannot hold the data: ask for the database's own (pg_dump's default otherwise),
-    unless the caller chose one."""
+    unless the caller chose one. Lock waits are bounded (req.lock_wait_timeout_s)."""
+    extra = list(req.extra_pg_dump_args)
+    if req.lock_wait_timeout_s:
+        extra.insert(0, f"--lock-wait-timeout={req.lock_wait_timeout_s}s")
     encoding = conn.info.parameter_status("server_encoding")
     if not encoding or any(a == "-E" or a.startswith(("--encoding", "-E")) for a in extra):
-        return list(extra)
+        return extra
     return [f"--encoding={encoding}", *extra]
+
+
+def _dump_failure(req: BackupRequest, dump: PgDump, code: int) -> DumpFailed:
+    """pg_dump's failure; when it gave up waiting for a table, who held it."""
+    table = waited_for(dump.stderr.decode(errors="replace"))
+    if table is None:
+        return DumpFailed(f"pg_dump failed (exit {code}): {dump.error_text()}")
+    held = "; ".join(h.describe() for h in holders(req.source, table)) or "holder not visible"
+    return LockWaitTimeout(
+        f"pg_dump waited {req.lock_wait_timeout_s} s for a lock on {table} and gave up, so "
+        f"the backup's snapshot would not hold back vacuum: {held}. Retry when that session "
+        "is done, or allow a longer wait (--lock-wait-timeout)"
+    )
 
 
 def _read_sequences(conn: psycopg.Connection[Any]) -> list[SequenceState]:
