@@ -159,6 +159,9 @@ def _backup_in_snapshot(
     req.store.check_writable()
 
     snapshot_id, taken_at, txid = _export_snapshot(conn, req)
+    # What a restore will need room for (jobs/space.py), read inside the snapshot.
+    size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    server["database_size"] = int(size[0]) if size else 0
     backup_id = new_backup_id(started)
     key = req.store.archive_key(req.database_name, backup_id, req.compression, req.namespace)
     directory = req.store.backup_prefix(req.database_name, backup_id, req.namespace)

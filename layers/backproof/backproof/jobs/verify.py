@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,8 +47,9 @@ from ..pg.restore import RestoreOutcome, restore_archive
 from ..pg.target import Target
 from ..store import BackupStore, StoredBackup
 from .checks import restore_check, run_checks
-from .integrity import integrity_checks, prepare_archive
+from .integrity import Preparation, integrity_checks
 from .ownership import load_roles, prepare_roles
+from .space import room_for
 
 ProgressFn = Callable[[str], None]
 # Settings for a throwaway restore target: durability buys nothing on a server that is deleted
@@ -165,6 +165,12 @@ def verify_backup(
         early = None  # integrity_checks records why
     # Tools and instance kind are settled before anything is downloaded or created (exit 2).
     chosen = preflight(early, opts, extra_dirs) if early is not None else None
+    if (
+        early is not None
+        and chosen is not None
+        and not room_for(early, opts.instance, chosen[1], report)
+    ):
+        chosen = None  # could not verify here: nothing downloaded, nothing created
     with _workdir() as work:
         stored_copy = work / "archive.stored"
         with clock.step("integrity"):
@@ -260,32 +266,6 @@ def _record_error(report: VerificationReport, where: str, exc: BaseException) ->
     )
 
 
-class _Preparation(threading.Thread):
-    """Decompresses the verified stored copy while the instance starts (both take seconds)."""
-
-    def __init__(self, manifest: Manifest, stored_copy: Path, archive: Path) -> None:
-        super().__init__(name="prepare-archive", daemon=True)
-        self.args_ = (manifest, stored_copy, archive)
-        self.result: CheckResult | None = None
-        self.error: BaseException | None = None
-        self.seconds = 0.0
-
-    def run(self) -> None:
-        started = time.monotonic()
-        try:
-            self.result = prepare_archive(*self.args_)
-        except BaseException as exc:  # reported by the caller
-            self.error = exc
-        self.seconds = round(time.monotonic() - started, 3)
-
-    def outcome(self) -> CheckResult:
-        self.join()
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
 def _restore_and_check(
     manifest: Manifest,
     files: tuple[Path, Path],
@@ -299,7 +279,7 @@ def _restore_and_check(
     pg_restore, instance = chosen
     stored_copy, archive = files
     clock = _Clock(report)
-    preparation = _Preparation(manifest, stored_copy, archive)
+    preparation = Preparation(manifest, stored_copy, archive)
     try:
         progress(f"starting a {opts.instance} PostgreSQL {manifest.server_major} instance")
         preparation.start()
