@@ -59,6 +59,7 @@ EVENTS: dict[str, tuple[str, str]] = {
 SUBJECT_LIMIT = 100
 DETAIL_LIMIT = 4000
 CHECKS_SHOWN = 10
+BACKUP_ID = re.compile(r"\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}")
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,8 @@ def _explain(detail: Any) -> list[str]:
             lines += [f"  - {_check_line(c)}" for c in failed[:CHECKS_SHOWN]]
             if len(failed) > CHECKS_SHOWN:
                 lines.append(f"  … and {len(failed) - CHECKS_SHOWN} more in the evidence")
+        if cause.get("report_key"):
+            lines.append(f"Evidence:      {cause['report_key']}")
     elif cause:
         lines.append(f"Cause:         {str(cause)[:DETAIL_LIMIT]}")
     if not lines:
@@ -144,13 +147,22 @@ def _explain(detail: Any) -> list[str]:
 
 
 def _backup_id(state: dict[str, Any], detail: Any) -> str | None:
+    """The backup concerned: where the workflow keeps it, else named in the error (an
+    integrity failure says `backup <id> failed ...` before the state holds the id), else what
+    the request asked for (`latest`)."""
     cause = _cause(detail) if isinstance(detail, dict) else None
-    return _first(
+    candidates = [
         _dig(cause, "backup_id"),
         _dig(detail, "backup_id"),
         _dig(state, "backup", "backup_id"),
         _dig(state, "plan", "backup", "backup_id"),
         _dig(state, "request", "backup_id"),
+    ]
+    named = BACKUP_ID.search(json.dumps(cause, default=str)) if cause else None
+    return _first(
+        *[c for c in candidates if isinstance(c, str) and BACKUP_ID.fullmatch(c)],
+        named[0] if named else None,
+        *candidates,
         _dig(state, "backup_id"),
     )
 

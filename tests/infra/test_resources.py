@@ -280,7 +280,7 @@ def test_freshness_runs_every_quarter_hour_from_its_own_schedule(synth: Synth) -
     (schedule,) = [
         s
         for s in resources(synth.template, "AWS::Scheduler::Schedule").values()
-        if "Freshness" in s["Properties"]["Target"]["Arn"]["Fn::GetAtt"][0]
+        if "Freshness" in json.dumps(s["Properties"]["Target"]["Arn"])
     ]
     props = schedule["Properties"]
     assert props["ScheduleExpression"] == "cron(0/15 * * * ? *)"
