@@ -54,6 +54,7 @@ class DumpRestoreCompute(Construct):
         source_secret_arns: list[str],
         log_retention: logs.RetentionDays,
         restore_secret_arns: list[str] | None = None,
+        signing_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.cluster = ecs.CfnCluster(
@@ -95,11 +96,25 @@ class DumpRestoreCompute(Construct):
             environment={
                 "BACKPROOF_STORE": f"s3://{bucket.bucket_name}",
                 "BACKPROOF_KMS_KEY_ID": key.key_arn,
+                # The backproof command signs manifests and evidence with it, and checks a
+                # manifest's signature before restoring (--signing-kms-key-id's variable).
+                **(
+                    {"BACKPROOF_SIGNING_KMS_KEY_ID": signing_key.key_arn}
+                    if signing_key is not None
+                    else {}
+                ),
             },
         )
         # Backup secrets of the sources and the restore secrets of declared restore targets.
         secrets = sorted({*source_secret_arns, *(restore_secret_arns or [])})
         self._grant(self.task_definition.task_role, bucket, key, secrets)
+        if signing_key is not None:
+            self.task_definition.task_role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Sign", "kms:Verify", "kms:GetPublicKey"],
+                    resources=[signing_key.key_arn],
+                )
+            )
 
     @property
     def task_role(self) -> iam.IRole:
@@ -126,7 +141,8 @@ class DumpRestoreCompute(Construct):
                     "s3:AbortMultipartUpload",
                     "s3:ListMultipartUploadParts",
                 ],
-                resources=[bucket.arn_for_objects("backups/*")],
+                # a database's backups, and the safety backups of restore targets
+                resources=[bucket.arn_for_objects("backups/*"), bucket.arn_for_objects("safety/*")],
             )
         )
         # ListBucket: find backups; GetEncryptionConfiguration: a safety backup before an

@@ -233,6 +233,7 @@ class Functions(Construct):
         stack = Stack.of(self)
         fn = self.fn
         backups = bucket.arn_for_objects("backups/*")
+        safety = bucket.arn_for_objects("safety/*")
         read_backups = [
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:GetObjectTagging"], resources=[backups]
@@ -245,6 +246,13 @@ class Functions(Construct):
                 fn[name].add_to_role_policy(statement)
         fn["retention"].add_to_role_policy(
             iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[backups])
+        )
+        # Retention also prunes the safety backups of restore targets (newest 5 per target).
+        fn["retention"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectTagging", "s3:DeleteObject"],
+                resources=[safety],
+            )
         )
         # Retention also decides about uploads still in progress (never deletes recent ones).
         fn["retention"].add_to_role_policy(
@@ -339,6 +347,15 @@ class Functions(Construct):
         )
         fn["retention"].add_environment("BACKPROOF_SLOTS_TABLE", self.slots.table_name)
         fn["janitor"].add_environment("BACKPROOF_SLOTS_KEY", SLOTS_KEY)
+
+    def check_signatures(self, name: str, signing_key: kms.IKey) -> None:
+        """Let function `name` check signatures made with the signing key (never sign)."""
+        self.fn[name].add_environment("BACKPROOF_SIGNING_KMS_KEY_ID", signing_key.key_arn)
+        self.fn[name].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["kms:GetPublicKey", "kms:Verify"], resources=[signing_key.key_arn]
+            )
+        )
 
     def watch_freshness(self, databases: list[str]) -> None:
         """The freshness function reads these databases' backups from the store."""

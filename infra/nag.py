@@ -102,6 +102,12 @@ def acknowledge(
     # -- the dump/restore task --
     task_policy = _policy(task_role)
     _wild(task_policy, backups, objects)
+    safety = f"{_ref(bucket)}/safety/*"
+    safety_objects = (
+        "Safety backups of restore targets are objects under the safety/ prefix; their keys "
+        "(target/date/backup id) are only known at run time."
+    )
+    _wild(task_policy, safety, safety_objects)
     _wild(
         task_policy,
         ARN.format(service="secretsmanager", rest="secret:rds!db-*"),
@@ -148,6 +154,8 @@ def acknowledge(
         )
         if name in ("integrity", "validate_restore", "retention", "freshness"):
             _wild(policy, backups, objects)
+        if name == "retention":
+            _wild(policy, safety, safety_objects)
         if name == "validate_restore":
             _wild(
                 policy,

@@ -7,6 +7,7 @@ from typing import Any
 
 from backproof.contract import METRIC_BACKUPS_DELETED, METRIC_RETENTION_DELETE_FAILURES
 from backproof.jobs.retention import DEFAULT_KEEP, RetentionPolicy, apply_retention
+from backproof.store import SAFETY
 
 from .aws import backups_in_use
 from .clients import dynamodb
@@ -38,6 +39,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric(name=METRIC_BACKUPS_DELETED, unit="Count", value=len(plan.deleted))
     metrics.add_metric(name=METRIC_RETENTION_DELETE_FAILURES, unit="Count", value=len(plan.failed))
     result = plan.to_dict()
+    # The safety backups restores took of their targets: the newest few of each target stay.
+    safety = apply_retention(store(), RetentionPolicy(), dry_run=False, namespace=SAFETY)
+    result["safety"] = {"deleted": safety.deleted, "failed": safety.failed}
     logger.info(
         "retention applied",
         extra={"database": database, "deleted": len(plan.deleted), "failed": len(plan.failed)},

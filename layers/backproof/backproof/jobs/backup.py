@@ -5,11 +5,13 @@
    transaction takes the inventory (row counts, fingerprints, object counts).
 3. Compress, hash and upload the archive in parts as pg_dump writes it.
 4. Store the cluster's roles (read in the snapshot) beside it as roles.json.
-5. Write the manifest last. A failure anywhere aborts the upload: no manifest, no backup.
+5. Write the manifest last (its signature, when signing is configured, just before it). A
+   failure anywhere aborts the upload: no manifest, no backup.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -34,8 +36,10 @@ from ..pg.roles import read_roles
 from ..pg.sequences import read_sequences
 from ..pg.target import Target
 from ..signals import signals_deferred
+from ..signing import Signing, Statement
 from ..store import BACKUPS, BackupStore, MultipartUpload, validate_database_name
 from .ownership import store_roles
+from .signatures import MANIFEST, seal
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 # Ten minutes: long enough for a quick DDL, short enough not to hold vacuum back for hours.
@@ -60,6 +64,8 @@ class BackupRequest:
     # How long pg_dump (and the inventory) may wait for a table lock, in seconds; 0: forever.
     # Meanwhile the exported snapshot holds back vacuum on the whole source.
     lock_wait_timeout_s: int = DEFAULT_LOCK_WAIT_S
+    # With a signer, the manifest's signature is stored just before it (jobs/signatures.py).
+    signing: Signing | None = None
 
 
 @dataclass
@@ -234,15 +240,27 @@ def _backup_in_snapshot(
             "total_seconds": round(time.monotonic() - t0, 3),
         }
         manifest_key = directory + "manifest.json"
-        req.store.put_bytes(manifest_key, manifest.to_json(), tier=req.tier)
+        _write_manifest(req, manifest_key, manifest)
         progress("done", {"backup_id": backup_id, "size": info.size})
         return BackupResult(manifest, manifest_key)
     except BaseException:
         # The archive is complete but no manifest vouches for it yet: remove it, so a failure
         # or a signal at this point leaves nothing behind either.
-        with signals_deferred():
+        with signals_deferred(), contextlib.suppress(BackproofError):
+            # If even that fails (no delete permission, the store unreachable), the directory
+            # has no manifest, so it is not a backup; retention removes it after a day. The
+            # failure that got us here is the one to report.
             req.store.delete_prefix(directory)
         raise
+
+
+def _write_manifest(req: BackupRequest, key: str, manifest: Manifest) -> None:
+    """The manifest, last; its signature (with a signer) just before it, so a manifest never
+    exists unsigned when signing is configured."""
+    data = manifest.to_json()
+    statement = Statement.of(MANIFEST, manifest.backup_id, manifest.database, key, data)
+    seal(req.store, req.signing, statement, tier=req.tier)
+    req.store.put_bytes(key, data, tier=req.tier)
 
 
 def _stream(
