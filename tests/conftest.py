@@ -40,6 +40,7 @@ SOURCE_MAJOR = int(os.environ.get("BACKPROOF_TEST_SOURCE_MAJOR", "15"))
 from backproof.jobs.backup import BackupRequest, BackupResult, ProgressFn, run_backup  # noqa: E402
 from backproof.pg.cluster import LocalCluster  # noqa: E402
 from backproof.pg.target import Target  # noqa: E402
+from backproof.signing import open_signing  # noqa: E402
 from backproof.store import BackupStore, open_store  # noqa: E402
 from tests.support.tls import TestAuthority, make_authority  # noqa: E402
 
@@ -187,8 +188,11 @@ def take_backup(
     fingerprints: bool = True,
     progress: ProgressFn | None = None,
 ) -> tuple[BackupStore, BackupResult]:
-    """The one way tests take a real backup of `db` (through the engine, not the CLI)."""
+    """The one way tests take a real backup of `db` (through the engine, not the CLI). Where
+    the destination has a signing key (the workflow tests' world), the manifest is signed
+    with it, as the deployed task signs."""
     store = open_store(where.url, kms_key_id=where.kms_key_id)
+    signing_key = getattr(where, "signing_key_arn", None)
     request = BackupRequest(
         source=Target.from_url(db.url),
         store=store,
@@ -197,6 +201,7 @@ def take_backup(
         compression=compression,
         fingerprints=fingerprints,
         extra_pg_dump_args=list(extra_pg_dump_args),
+        signing=open_signing(kms_key_id=signing_key) if signing_key else None,
     )
     if progress is None:
         return store, run_backup(request)

@@ -41,7 +41,9 @@ from .conftest import assert_torn_down
 SUMMARY_REASON = "summary of the errors listed above (each classified on its own)"
 FIGURES = regression_db.regression_dir() / "verification_figures.json"
 _QUALIFIED = re.compile(r"\b(\w+)\.(\w+)\b")
-_UNQUALIFIED = re.compile(r"\b(?:ACCESS METHOD|FOREIGN DATA WRAPPER|SERVER) (\w+)")
+_UNQUALIFIED = re.compile(
+    r"\b(?:ACCESS METHOD|FOREIGN DATA WRAPPER|SERVER|TRANSFORM FOR|PUBLICATION) (\w+)"
+)
 _OWNER_TO = re.compile(r"\bOWNER TO (\w+)")
 SUPERUSER_REASONS = {r.reason for r in SUPERUSER_ONLY_RULES}
 

@@ -36,9 +36,11 @@ def verify(
 ) -> tuple[int, dict[str, Any], str]:
     code = main(["verify", backup_id, "--store", s3.url, *extra])
     out = capsys.readouterr().out
-    key = backup_id  # the report sits beside the backup
+    # the newest report beside the backup (run ids sort by time)
     listed = s3.s3.list_objects_v2(Bucket=s3.bucket)["Contents"]
-    report_key = next(o["Key"] for o in listed if key in o["Key"] and "verification" in o["Key"])
+    report_key = max(
+        o["Key"] for o in listed if backup_id in o["Key"] and "/verifications/" in o["Key"]
+    )
     report = json.loads(s3.s3.get_object(Bucket=s3.bucket, Key=report_key)["Body"].read())
     return code, report, out
 

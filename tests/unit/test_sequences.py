@@ -14,6 +14,7 @@ from backproof.model.sequences import (
     UNREADABLE,
     SequenceOwner,
     SequenceState,
+    behind_in_source,
     check_ahead_of_column,
     compare_sequence,
     next_value,
@@ -167,3 +168,20 @@ def test_an_owned_sequence_must_be_ahead_of_its_column(
     assert result.verdict == verdict, result
     if verdict == FAIL:
         assert "collides with existing rows of public.orders.id" in result.detail
+
+
+def test_a_sequence_behind_its_column_fails_unless_the_source_was_behind_too() -> None:
+    owner = SequenceOwner("public", "t", "id", "a")
+    restored = SequenceState("public", "t_id_seq", 40, next_value=41, increment=1, owned_by=owner)
+    # the restore broke it (or an older manifest that cannot say): a defect
+    assert check_ahead_of_column(restored, 100).verdict == FAIL
+    assert check_ahead_of_column(restored, 100, False).verdict == FAIL
+    # the source was already behind: reproduced faithfully, a warning
+    assert check_ahead_of_column(restored, 100, True).verdict == WARN
+    # measured on the source: behind when the column reaches the next value
+    [marked] = behind_in_source([restored], {("public", "t_id_seq"): 100})
+    assert marked.behind_column_in_source is True
+    [fine] = behind_in_source([restored], {("public", "t_id_seq"): 40})
+    assert fine.behind_column_in_source is False
+    [unknown] = behind_in_source([restored], {})
+    assert unknown.behind_column_in_source is None

@@ -27,13 +27,13 @@ from .. import __version__
 from ..compression import compressor
 from ..errors import BackproofError, BadInput, DumpFailed, JobFailed, LockWaitTimeout, redact
 from ..model.manifest import COMPRESSIONS, TIERS, ArchiveInfo, Inventory, Manifest, new_backup_id
-from ..model.sequences import SequenceState, record_bounds
+from ..model.sequences import SequenceState, behind_in_source, record_bounds
 from ..pg.dump import READ_CHUNK, PgDump
 from ..pg.inventory import take_inventory
 from ..pg.locks import holders, waited_for
 from ..pg.programs import find_program
 from ..pg.roles import read_roles
-from ..pg.sequences import read_sequences
+from ..pg.sequences import owned_column_extremes, read_sequences
 from ..pg.target import Target
 from ..signals import signals_deferred
 from ..signing import Signing, Statement
@@ -201,9 +201,8 @@ def _backup_in_snapshot(
                 inventory.join(timeout=30)
         raise
     try:
-        conn.rollback()  # ends the snapshot; the transaction was read-only
         assert inventory.result is not None
-        inventory.result.sequences = record_bounds(sequences, _read_again(conn))
+        inventory.result.sequences = _finish_sequences(conn, sequences)  # ends the snapshot
 
         manifest = Manifest(
             backup_id=backup_id,
@@ -338,6 +337,28 @@ def _read_sequences(conn: psycopg.Connection[Any]) -> list[SequenceState]:
         return read_sequences(conn)
     except psycopg.Error as exc:
         raise _inventory_failure(exc) from exc
+
+
+def _finish_sequences(
+    conn: psycopg.Connection[Any], sequences: list[SequenceState]
+) -> list[SequenceState]:
+    """End the snapshot and give each sequence read before the dump its bound, and whether the
+    source's own column was already beyond it."""
+    extremes = _column_extremes(conn, sequences)  # still in the snapshot
+    conn.rollback()  # ends the snapshot; the transaction was read-only
+    return behind_in_source(record_bounds(sequences, _read_again(conn)), extremes)
+
+
+def _column_extremes(
+    conn: psycopg.Connection[Any], sequences: list[SequenceState]
+) -> dict[tuple[str, str], int | None]:
+    """In the snapshot: each owned sequence's column extreme, so a verification can tell a
+    sequence the source itself let fall behind its column from one the restore broke."""
+    try:
+        with conn.transaction():  # a savepoint: a failure here must not end the snapshot
+            return owned_column_extremes(conn, sequences)
+    except psycopg.Error:
+        return {}
 
 
 def _read_again(conn: psycopg.Connection[Any]) -> list[SequenceState] | None:

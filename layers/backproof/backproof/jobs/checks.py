@@ -68,6 +68,7 @@ def run_checks(
             conn,
             fingerprints=with_fingerprints,
             on_table=lambda t: note(f"fingerprinted {t.qualified}"),
+            source_major=manifest.server_major,
         )
         results = compare_inventories(expected, found, tables=tables)
         results.extend(compare_privileges(expected, found, tables=tables, restored=owners))
@@ -214,11 +215,12 @@ def check_owned_sequences(
         and (tables is None or (s.owned_by.schema, s.owned_by.table) in tables)
     ]
     extremes = owned_column_extremes(conn, owned)
+    in_source = {(s.schema, s.name): s.behind_column_in_source for s in expected.sequences}
     results = []
     for seq in owned:
         key = (seq.schema, seq.name)
         if key in extremes:
-            results.append(check_ahead_of_column(seq, extremes[key]))
+            results.append(check_ahead_of_column(seq, extremes[key], in_source.get(key)))
         else:
             results.append(
                 CheckResult(

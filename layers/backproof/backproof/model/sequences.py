@@ -55,6 +55,9 @@ class SequenceState:
     bound: int | None = None  # the restored next_value is >= this (<= if descending)
     unbounded: str = ""  # why there is no bound
     owned_by: SequenceOwner | None = None
+    # Whether the source's own column was already at or beyond this sequence in the snapshot
+    # (rows inserted with explicit values); None when not known (older manifests).
+    behind_column_in_source: bool | None = None
 
     @property
     def qualified(self) -> str:
@@ -182,9 +185,31 @@ def _compare_bound(want: SequenceState, got: SequenceState) -> CheckResult:
     )
 
 
-def check_ahead_of_column(seq: SequenceState, extreme: int | None) -> CheckResult:
+def behind_in_source(
+    sequences: list[SequenceState], extremes: dict[tuple[str, str], int | None]
+) -> list[SequenceState]:
+    """The sequences with `behind_column_in_source` set from the source's column extremes read
+    in the snapshot (`extremes`, as owned_column_extremes gives them); those not measured keep
+    None."""
+    marked = []
+    for seq in sequences:
+        key = (seq.schema, seq.name)
+        if key not in extremes or seq.next_value is None:
+            marked.append(seq)
+            continue
+        extreme = extremes[key]
+        behind = extreme is not None and not _behind(extreme, seq.next_value, seq.ascending)
+        marked.append(replace(seq, behind_column_in_source=behind))
+    return marked
+
+
+def check_ahead_of_column(
+    seq: SequenceState, extreme: int | None, behind_in_source: bool | None = None
+) -> CheckResult:
     """A restored sequence owned by a column must hand out values beyond the column's
-    maximum (minimum, if descending): `extreme` is that, None for an empty column."""
+    maximum (minimum, if descending): `extreme` is that, None for an empty column. When the
+    source was behind its column too (`behind_in_source`), the restore faithfully reproduces
+    the source's own problem: a warning, not a defect of the backup."""
     owner = seq.owned_by
     assert owner is not None
     word = "max" if seq.ascending else "min"
@@ -200,6 +225,16 @@ def check_ahead_of_column(seq: SequenceState, extreme: int | None) -> CheckResul
     ok = _behind(extreme, seq.next_value, seq.ascending)
     if ok:
         return CheckResult("sequence_ahead_of_column", subject, expected, seq.next_value, PASS)
+    if behind_in_source:
+        return CheckResult(
+            "sequence_ahead_of_column",
+            subject,
+            expected,
+            seq.next_value,
+            WARN,
+            f"behind {owner.qualified} in the source as well (rows inserted with explicit "
+            "values): new rows collide there too; the restore reproduces it",
+        )
     return CheckResult(
         "sequence_ahead_of_column",
         subject,

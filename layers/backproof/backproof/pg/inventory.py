@@ -157,6 +157,7 @@ def take_inventory(
     fingerprints: bool = True,
     on_table: Callable[[TableStats], None] | None = None,
     sequences: list[SequenceState] | None = None,
+    source_major: int | None = None,
 ) -> Inventory:
     """Inventory of the database `conn` is connected to, in its current transaction.
 
@@ -202,6 +203,6 @@ def take_inventory(
         large_objects=large_objects,
         settings=settings,
         algorithm=ALGORITHM if fingerprints else "counts-only",
-        privileges=take_privileges(conn),
+        privileges=take_privileges(conn, source_major=source_major),
         invalid_indexes=invalid_indexes(conn),
     )

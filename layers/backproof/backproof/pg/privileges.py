@@ -133,6 +133,14 @@ def _named_roles(fact: list[Any]) -> list[str]:
     return [str(fact[i]) for i in _ROLE_FIELDS.get(str(fact[0]), ())]
 
 
+def _introduced_later(fact: list[Any], unknown: frozenset[str]) -> bool:
+    if not unknown:
+        return False
+    if fact[0] == "acl":
+        return str(fact[3]) in unknown
+    return fact[0] == "column" and str(fact[4]) in unknown
+
+
 def _digest(facts: list[str]) -> str:
     return hashlib.sha256("\n".join(facts).encode()).hexdigest()[:32]
 
@@ -153,15 +161,33 @@ def readable(facts: list[str]) -> str:
     return "; ".join(out)
 
 
-def take_privileges(conn: psycopg.Connection[Any]) -> PrivilegeInventory:
+# Privileges a major introduced, and the major: a newer server's defaults grant them (an owner
+# holds MAINTAIN on 17+), so a restore of an older source into it must not count them.
+PRIVILEGES_SINCE = {"MAINTAIN": 17}
+
+
+def _newer_than(major: int | None) -> frozenset[str]:
+    if major is None:
+        return frozenset()
+    return frozenset(p for p, since in PRIVILEGES_SINCE.items() if since > major)
+
+
+def take_privileges(
+    conn: psycopg.Connection[Any], *, source_major: int | None = None
+) -> PrivilegeInventory:
     """Owners and grants of every schema, relation, function and default privilege, in the
-    connection's current transaction (search_path pinned to pg_catalog by the caller)."""
+    connection's current transaction (search_path pinned to pg_catalog by the caller). With
+    `source_major` (reading a restore of a source of that major), privileges that major did not
+    have are left out."""
+    unknown = _newer_than(source_major)
     inventory = PrivilegeInventory(algorithm=PRIVILEGES_ALGORITHM)
     roles: set[str] = set()
     grants = 0
     for query in (_SCHEMAS_SQL, _RELATIONS_SQL, _FUNCTIONS_SQL, _DEFAULT_ACL_SQL):
         for kind, name, owner, groups in conn.execute(query.encode()).fetchall():
-            facts_list = [fact for group in groups for fact in group]
+            facts_list = [
+                fact for group in groups for fact in group if not _introduced_later(fact, unknown)
+            ]
             for fact in facts_list:
                 if fact[0] == "policy":
                     fact[4] = sorted(fact[4])
