@@ -22,6 +22,8 @@ VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 SG_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
+# An RDS DB instance identifier: a letter, then letters, digits and single hyphens, at most 63.
+RDS_INSTANCE_ID = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{0,62}(?<!-)$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DURATION = re.compile(r"^\d+[mhd]$")
 INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
@@ -160,6 +162,14 @@ class Database:
     restore_targets: tuple[RestoreTarget, ...] = ()
     # How long a dump may wait for a locked table before it gives up naming the holder.
     lock_wait_timeout_minutes: int = 10
+    # The source ends the backup's snapshot session when left idle this long (0: off).
+    snapshot_idle_timeout_minutes: int = 0
+    # The source's RDS instance: its own ways back (snapshots, point-in-time restores) can be
+    # verified, on these schedules (each optional), and restored to a point in time from the
+    # console.
+    rds_instance_id: str | None = None
+    verify_snapshots: Schedule | None = None
+    verify_point_in_time: Schedule | None = None
 
     def settings(self) -> dict[str, Any]:
         """What the workflows read at run time (stored as one SSM parameter per database)."""
@@ -213,6 +223,18 @@ class Config:
         }
 
 
+def _schedule(value: Any, where: str) -> Schedule:
+    sub = _Reader(value, where)
+    zone = sub.get("time_zone", str, "UTC")
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise _fail(sub.where, "time_zone", f"is not an IANA time zone: {zone!r}") from exc
+    schedule = Schedule(cron=sub.get("cron", str, pattern=CRON), time_zone=zone)
+    sub.done()
+    return schedule
+
+
 def _schedules(reader: _Reader) -> dict[str, Schedule]:
     raw = reader.get("schedules", dict)
     if not raw:
@@ -223,15 +245,20 @@ def _schedules(reader: _Reader) -> dict[str, Schedule]:
             raise _fail(
                 reader.where, f"schedules.{tier}", f"is not a tier; use one of {', '.join(TIERS)}"
             )
-        sub = _Reader(value, f"{reader.where} schedules.{tier}")
-        zone = sub.get("time_zone", str, "UTC")
-        try:
-            zoneinfo.ZoneInfo(zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise _fail(sub.where, "time_zone", f"is not an IANA time zone: {zone!r}") from exc
-        result[tier] = Schedule(cron=sub.get("cron", str, pattern=CRON), time_zone=zone)
-        sub.done()
+        result[tier] = _schedule(value, f"{reader.where} schedules.{tier}")
     return result
+
+
+def _ways_back(reader: _Reader) -> tuple[str | None, Schedule | None, Schedule | None]:
+    """The RDS instance and when its snapshots and point-in-time restores are verified."""
+    instance = reader.get("rds_instance_id", str, None, pattern=RDS_INSTANCE_ID)
+    found: list[Schedule | None] = []
+    for name in ("verify_snapshots", "verify_point_in_time"):
+        raw = reader.get(name, dict, None)
+        if raw is not None and instance is None:
+            raise _fail(reader.where, name, "needs rds_instance_id (the instance to restore)")
+        found.append(None if raw is None else _schedule(raw, f"{reader.where} {name}"))
+    return instance, found[0], found[1]
 
 
 def _whole(value: Any, low: int, high: int) -> bool:
@@ -346,6 +373,7 @@ def _database(raw: Any, index: int) -> Database:
     if memory not in FARGATE_MEMORY[cpu]:
         raise _fail(reader.where, "task_memory_mib", f"{memory} is not valid with task_cpu {cpu}")
     storage = reader.get("verify_storage_gb", int, 50)
+    rds_instance_id, verify_snapshots, verify_point_in_time = _ways_back(reader)
     retention, retention_days = _retention(reader, schedules)
     if not 20 <= storage <= 65536:
         raise _fail(reader.where, "verify_storage_gb", f"must be 20..65536, got {storage}")
@@ -371,8 +399,18 @@ def _database(raw: Any, index: int) -> Database:
         sslmode=_sslmode(reader),
         restore_targets=_restore_targets(reader),
         lock_wait_timeout_minutes=reader.get("lock_wait_timeout_minutes", int, 10),
+        snapshot_idle_timeout_minutes=reader.get("snapshot_idle_timeout_minutes", int, 0),
+        rds_instance_id=rds_instance_id,
+        verify_snapshots=verify_snapshots,
+        verify_point_in_time=verify_point_in_time,
     )
     reader.done()
+    if not 0 <= db.snapshot_idle_timeout_minutes <= 1440:
+        raise _fail(
+            reader.where,
+            "snapshot_idle_timeout_minutes",
+            f"must be 0 (off) to 1440, got {db.snapshot_idle_timeout_minutes}",
+        )
     if not 0 <= db.lock_wait_timeout_minutes <= 1440:
         raise _fail(
             reader.where,

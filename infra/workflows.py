@@ -198,6 +198,9 @@ class BackupWorkflow(Construct):
                 "lock_wait_timeout_minutes": sfn.JsonPath.number_at(
                     "$.config.settings.lock_wait_timeout_minutes"
                 ),
+                "snapshot_idle_timeout_minutes": sfn.JsonPath.number_at(
+                    "$.config.settings.snapshot_idle_timeout_minutes"
+                ),
             },
             result_path="$.request",
         )
@@ -278,7 +281,9 @@ class BackupWorkflow(Construct):
 
 
 class RestoreWorkflow(Construct):
-    """Operator restore: validate first, then into a new instance or an existing database."""
+    """Operator restore: validate first, then into a new instance or an existing database (a
+    rollback is a restore of the earlier restore's safety backup into the same target), or a
+    point-in-time restore of the database's RDS instance, verified by the native workflow."""
 
     def __init__(
         self,
@@ -286,6 +291,7 @@ class RestoreWorkflow(Construct):
         construct_id: str,
         *,
         res: Resources,
+        native: sfn.IStateMachine,
         key: kms.IKey,
         log_retention: logs.RetentionDays,
     ) -> None:
@@ -302,6 +308,10 @@ class RestoreWorkflow(Construct):
             result_path="$.plan",
         )
         validate.add_catch(rejected, result_path=ERROR_PATH)
+        # A rollback names no database: the plan does (its restore's), for every later step.
+        adopt_database = sfn.Pass(
+            self, "AdoptDatabase", input_path="$.plan.database", result_path="$.database"
+        )
         resolve = f.resolve_config("ResolveConfig", database_path="$.plan.database")
         resolve.add_catch(rejected, result_path=ERROR_PATH)
         # The plan carries the resolved backup, so instance creation reads it like verify does.
@@ -402,6 +412,9 @@ class RestoreWorkflow(Construct):
                     "sslmode": sfn.JsonPath.string_at("$.plan.target.sslmode"),
                     "confirm": sfn.JsonPath.string_at("$.plan.target.confirm"),
                 },
+                # A rollback's restore id (null for a restore): the task restores the safety
+                # backup that restore took, after emptying the target.
+                "rollback": sfn.JsonPath.string_at("$.plan.rollback"),
             },
             result_path="$.request",
         )
@@ -428,13 +441,48 @@ class RestoreWorkflow(Construct):
         existing = lock.next(existing_request).next(existing_restore).next(unlock).next(restored)
 
         dry_run = sfn.Succeed(self, "DryRunPlanned", output_path="$.plan")
+        # -- a point in time of the database's RDS instance, restored, checked and deleted --
+        point_in_time = tasks.StepFunctionsStartExecution(
+            self,
+            "RestorePointInTime",
+            state_machine=native,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            name=sfn.JsonPath.format(
+                "{}-pitr-{}", sfn.JsonPath.string_at("$.database"), sfn.JsonPath.uuid()
+            ),
+            input=sfn.TaskInput.from_object(
+                {
+                    "database": sfn.JsonPath.string_at("$.database"),
+                    "mode": "point_in_time",
+                    "time": sfn.JsonPath.string_at("$.plan.target.time"),
+                    "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": sfn.JsonPath.execution_id,
+                }
+            ),
+            result_selector={
+                "verification": sfn.JsonPath.string_to_json(sfn.JsonPath.string_at("$.Output"))
+            },
+            result_path="$.point_in_time",
+        )
+        point_in_time.add_catch(failed, result_path=ERROR_PATH)
+        point_in_time.next(sfn.Succeed(self, "PointInTimeVerified", output_path="$.point_in_time"))
+        way = (
+            sfn.Choice(self, "RouteWayBack")
+            .when(
+                sfn.Condition.string_equals("$.plan.target.kind", "point_in_time"),
+                sfn.Choice(self, "PointInTimeDryRun")
+                .when(sfn.Condition.boolean_equals("$.plan.dry_run", True), dry_run)
+                .otherwise(point_in_time),
+            )
+            .otherwise(adopt)
+        )
         route = (
             sfn.Choice(self, "RouteRequest")
             .when(sfn.Condition.boolean_equals("$.plan.dry_run", True), dry_run)
             .when(sfn.Condition.string_equals("$.plan.target.kind", "new_instance"), new_instance)
             .otherwise(existing)
         )
-        definition = validate.next(resolve).next(adopt).next(route)
+        adopt.next(route)
+        definition = validate.next(adopt_database).next(resolve).next(way)
         self.state_machine = _machine(
             self, "StateMachine", definition, key=key, log_retention=log_retention, fragments=f
         )

@@ -1,6 +1,6 @@
 """Container entry point for the dump/restore Fargate task.
 
-    entry.py ACTION REQUEST_JSON        ACTION: backup | verify | restore
+    entry.py ACTION REQUEST_JSON        ACTION: backup | verify | restore | native
 
 Step Functions starts the task with `.waitForTaskToken` and passes the token in
 BACKPROOF_TASK_TOKEN. This adapter reads the connection secret named in the request,
@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlparse
@@ -45,7 +46,7 @@ MAX_ERROR = 256
 MAX_CAUSE = 32_768
 # The engine names its error on stdout (`--json`); a run that printed no result did not finish.
 NO_RESULT = "TaskOutputMissing"
-ACTIONS = ("backup", "verify", "restore")
+ACTIONS = ("backup", "verify", "restore", "native")
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # Configured databases: encrypted and the server proven by its certificate (the image carries
 # the RDS CA bundle, BACKPROOF_RDS_CA_BUNDLE). Temporary instances, created minutes earlier in
@@ -135,11 +136,17 @@ def build(
         ]
         if kms_key:
             argv += ["--kms-key-id", kms_key]
-        if request.get("lock_wait_timeout_minutes") is not None:
-            minutes = int(request["lock_wait_timeout_minutes"])
-            argv += ["--lock-wait-timeout", f"{minutes}m" if minutes else "0"]
+        for field_name, flag in (
+            ("lock_wait_timeout_minutes", "--lock-wait-timeout"),
+            ("snapshot_idle_timeout_minutes", "--snapshot-idle-timeout"),
+        ):
+            if request.get(field_name) is not None:
+                minutes = int(request[field_name])
+                argv += [flag, f"{minutes}m" if minutes else "0"]
         return Invocation([*argv, "--json"], {"PGPASSWORD": password})
 
+    if action == "native":
+        return native(request, secrets, store)
     _require(request, "backup_id", "target")
     target = request["target"]
     if "host" in target:  # a temporary instance: RDS keeps only user and password in its secret
@@ -164,23 +171,23 @@ def build(
             "--target-url",
             url,
         ]
-        checks = request.get("checks") or {}
-        for assertion in checks.get("assertions") or []:
-            argv += ["--assert", assertion]
-        for column, age in (checks.get("freshness") or {}).items():
-            argv += ["--fresh", f"{column}={age}"]
+        argv += check_args(request)
         return Invocation([*argv, "--json"], {"PGPASSWORD": password}, target_url=url)
 
-    argv = [
-        "restore",
-        request["backup_id"],
-        "--store",
-        store,
-        "--database-name",
-        request["database"],
-        "--target-url",
-        url,
-    ]
+    argv = (
+        # A rollback: the engine finds the safety backup in the rolled-back restore's record.
+        ["restore", "--rollback", request["rollback"], "--store", store]
+        if request.get("rollback")
+        else [
+            "restore",
+            request["backup_id"],
+            "--store",
+            store,
+            "--database-name",
+            request["database"],
+        ]
+    )
+    argv += ["--target-url", url]
     for table in request.get("tables") or []:
         argv += ["--table", table]
     if target.get("confirm"):
@@ -193,6 +200,53 @@ def build(
     return Invocation(
         [*argv, "--json"], {"PGPASSWORD": password}, target_url=url, create_database=fresh
     )
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not (start and end):
+        return None
+    began, ended = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    return round(max(0.0, (ended - began).total_seconds()), 1)
+
+
+def native(request: dict[str, Any], secrets: Any, store: str) -> Invocation:
+    """Check an instance the workflow restored from RDS's own backups (a snapshot or a point in
+    time): `backproof pitr` / `verify-snapshot` against it, never restoring anything itself."""
+    _require(request, "way_back", "target")
+    way, target = request["way_back"], request["target"]
+    url, password = connection(
+        secrets(target["secret_arn"]),
+        host=target["host"],
+        port=int(target["port"]),
+        dbname="postgres",
+        sslmode=TEMPORARY_INSTANCE_SSLMODE,
+    )
+    if way.get("kind") == "snapshot":
+        argv = ["verify-snapshot", "--snapshot", way["snapshot_id"], "--snapshot-time", way["at"]]
+    else:
+        argv = ["pitr", "--time", way["at"]]
+    argv += ["--source-instance", way["source_instance"], "--engine-version"]
+    argv += [str(way.get("engine_version") or ""), "--store", store]
+    argv += ["--database-name", request["database"], "--target-url", url]
+    if request.get("source_secret_arn"):  # the database's name on the server, never more
+        dbname = secrets(request["source_secret_arn"]).get("dbname")
+        argv += ["--dbname", dbname] if dbname else []
+    seconds = _seconds_between(request.get("restore_started_at"), request.get("available_at"))
+    if seconds is not None:
+        argv += ["--restore-seconds", str(seconds)]
+    argv += check_args(request)
+    return Invocation([*argv, "--json"], {"PGPASSWORD": password}, target_url=url)
+
+
+def check_args(request: dict[str, Any]) -> list[str]:
+    """The database's configured operator checks, as command-line flags."""
+    checks = request.get("checks") or {}
+    argv = []
+    for assertion in checks.get("assertions") or []:
+        argv += ["--assert", assertion]
+    for column, age in (checks.get("freshness") or {}).items():
+        argv += ["--fresh", f"{column}={age}"]
+    return argv
 
 
 def ensure_database(url: str, password: str, dbname: str) -> None:

@@ -355,3 +355,33 @@ def test_a_dump_blocked_by_a_migration_gives_up_naming_the_lock(
         migration.close()
     # And nothing was stored
     assert s3_store.s3.list_objects_v2(Bucket=s3_store.bucket).get("KeyCount", 0) == 0
+
+
+def test_a_snapshot_session_left_idle_too_long_is_ended_and_named(
+    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a source whose dump takes longer than the snapshot session may sit idle (counts
+    # only: the inventory is done at once, the dump goes on for seconds)
+    source_db.execute(
+        "CREATE TABLE blobs AS SELECT g AS id, repeat(md5(g::text), 40) AS body "
+        "FROM generate_series(1, 150000) g"
+    )
+    # When the backup lets the source end that session after one idle second
+    code, out, _ = run_cli(
+        capsys,
+        "backup",
+        "--source-url",
+        source_db.url,
+        "--store",
+        s3_store.url,
+        "--no-fingerprints",
+        "--snapshot-idle-timeout",
+        "1s",
+        "--json",
+    )
+    # Then the backup fails saying what ended it and what to change, and nothing is stored
+    assert code == 1
+    error = json.loads(out.strip().splitlines()[-1])
+    assert "snapshot session" in error["message"]
+    assert "--snapshot-idle-timeout" in error["message"]
+    assert s3_store.s3.list_objects_v2(Bucket=s3_store.bucket).get("KeyCount", 0) == 0

@@ -16,6 +16,8 @@ from ..pg.target import Target
 from ..store import open_store
 from .args import Subparsers, add_output_args, add_store_args, add_tls_args, tls_params, watching
 from .progress import StepProgress, backup_messages
+from .signing import add_signing_args, signing_from_args
+from .wait_verified import add_wait_args, check_wait_args, wait_verified
 
 
 def register(sub: Subparsers) -> None:
@@ -46,19 +48,29 @@ def register(sub: Subparsers) -> None:
         help="how long the dump may wait for a table another session locks (e.g. a migration) "
         "before it gives up naming that session; 0 waits forever (default 10m)",
     )
+    p.add_argument(
+        "--snapshot-idle-timeout",
+        default="0",
+        metavar="DURATION",
+        help="let the source end the backup's snapshot session when it is left idle this long "
+        "(a hung task must not hold back vacuum); longer than the longest dump; 0: off",
+    )
     add_tls_args(p, url_flag="--source-url")
+    add_signing_args(p, check=False)
+    add_wait_args(p)
     add_output_args(p)
     p.set_defaults(handler=run)
 
 
 def lock_wait_seconds(text: str) -> int:
-    """`10m`, `90s`, `0` (wait forever) -> seconds; BadInput otherwise."""
+    """`10m`, `90s`, `0` (no limit) -> seconds; BadInput otherwise."""
     if text.strip() == "0":
         return 0
     return max(1, int(parse_duration(text).total_seconds()))
 
 
 def run(args: argparse.Namespace) -> int:
+    check_wait_args(args)  # before anything is backed up
     source = Target.from_url(args.source_url or "").with_params(**tls_params(args))
     store = open_store(args.store, kms_key_id=args.kms_key_id)
     request = BackupRequest(
@@ -70,10 +82,14 @@ def run(args: argparse.Namespace) -> int:
         fingerprints=not args.no_fingerprints,
         pg_bin_dir=args.pg_bin_dir,
         lock_wait_timeout_s=lock_wait_seconds(args.lock_wait_timeout),
+        snapshot_idle_timeout_s=lock_wait_seconds(args.snapshot_idle_timeout),
+        signing=signing_from_args(args),
     )
     with StepProgress(watching(args), first="connecting to the source") as progress:
         result = run_backup(request, progress=backup_messages(progress.update))
     summary = result.summary()
+    if args.wait_verified:
+        return wait_verified(args, store, request.database_name, summary)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -64,6 +64,9 @@ class BackupRequest:
     # How long pg_dump (and the inventory) may wait for a table lock, in seconds; 0: forever.
     # Meanwhile the exported snapshot holds back vacuum on the whole source.
     lock_wait_timeout_s: int = DEFAULT_LOCK_WAIT_S
+    # The source ends the snapshot's session when backproof leaves it idle this long (a hung
+    # or killed task must not hold the snapshot for a day); must exceed the longest dump. 0: off.
+    snapshot_idle_timeout_s: int = 0
     # With a signer, the manifest's signature is stored just before it (jobs/signatures.py).
     signing: Signing | None = None
 
@@ -299,6 +302,11 @@ def _export_snapshot(conn: psycopg.Connection[Any], req: BackupRequest) -> tuple
         conn.execute(
             "SELECT set_config('lock_timeout', %s, true)", (f"{req.lock_wait_timeout_s}s",)
         )
+    if req.snapshot_idle_timeout_s:
+        conn.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+            (f"{req.snapshot_idle_timeout_s}s",),
+        )
     row = conn.execute(
         "SELECT pg_export_snapshot(), clock_timestamp(), txid_current_snapshot()::text"
     ).fetchone()
@@ -345,7 +353,14 @@ def _finish_sequences(
     """End the snapshot and give each sequence read before the dump its bound, and whether the
     source's own column was already beyond it."""
     extremes = _column_extremes(conn, sequences)  # still in the snapshot
-    conn.rollback()  # ends the snapshot; the transaction was read-only
+    try:
+        conn.rollback()  # ends the snapshot; the transaction was read-only
+    except psycopg.OperationalError as exc:
+        raise JobFailed(
+            "the source ended the backup's snapshot session before the dump finished "
+            f"({redact(str(exc)).strip()}); if it was idle_in_transaction_session_timeout, "
+            "raise --snapshot-idle-timeout above the dump's duration"
+        ) from exc
     return behind_in_source(record_bounds(sequences, _read_again(conn)), extremes)
 
 
