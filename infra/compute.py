@@ -55,6 +55,7 @@ class DumpRestoreCompute(Construct):
         log_retention: logs.RetentionDays,
         restore_secret_arns: list[str] | None = None,
         signing_key: kms.IKey | None = None,
+        object_lock: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
         self.cluster = ecs.CfnCluster(
@@ -103,8 +104,20 @@ class DumpRestoreCompute(Construct):
                     if signing_key is not None
                     else {}
                 ),
+                # Object Lock per tier on every object written (store/locking.py).
+                **({"BACKPROOF_OBJECT_LOCK": object_lock} if object_lock else {}),
             },
         )
+        if object_lock:  # writing an object with a retention date needs this too
+            self.task_definition.task_role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["s3:PutObjectRetention"],
+                    resources=[
+                        bucket.arn_for_objects("backups/*"),
+                        bucket.arn_for_objects("safety/*"),
+                    ],
+                )
+            )
         # Backup secrets of the sources and the restore secrets of declared restore targets.
         secrets = sorted({*source_secret_arns, *(restore_secret_arns or [])})
         self._grant(self.task_definition.task_role, bucket, key, secrets)
@@ -143,6 +156,17 @@ class DumpRestoreCompute(Construct):
                 ],
                 # a database's backups, and the safety backups of restore targets
                 resources=[bucket.arn_for_objects("backups/*"), bucket.arn_for_objects("safety/*")],
+            )
+        )
+        # Records beside the backups (store/records.py): each restore's record (a rollback
+        # reads it), and the evidence of verified RDS snapshots and point-in-time restores.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:GetObject"],
+                resources=[
+                    bucket.arn_for_objects(f"{prefix}/*")
+                    for prefix in ("restores", "snapshots", "point-in-time")
+                ],
             )
         )
         # ListBucket: find backups; GetEncryptionConfiguration: a safety backup before an

@@ -113,6 +113,16 @@ SPECS = {
         "Publish each database's seconds since its newest verified backup",
         Duration.minutes(5),
     ),
+    "native_plan": FunctionSpec(
+        "handlers.native_plan.handler",
+        "Plan the verification of an RDS snapshot or point-in-time restore",
+        Duration.minutes(1),
+    ),
+    "restore_instance": FunctionSpec(
+        "handlers.restore_instance.handler",
+        "Restore an RDS snapshot or point in time into a temporary instance",
+        Duration.minutes(1),
+    ),
     "notify": FunctionSpec(
         "handlers.notify.handler",
         "Tell people what happened, with a console link; ping after verified backups",
@@ -247,6 +257,12 @@ class Functions(Construct):
         fn["retention"].add_to_role_policy(
             iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[backups])
         )
+        # Retention reads each object's Object Lock retain-until date before deleting
+        # (HeadObject omits it without this): a locked backup is kept, not hidden behind
+        # delete markers.
+        fn["retention"].add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObjectRetention"], resources=[backups, safety])
+        )
         # Retention also prunes the safety backups of restore targets (newest 5 per target).
         fn["retention"].add_to_role_policy(
             iam.PolicyStatement(
@@ -354,6 +370,106 @@ class Functions(Construct):
         self.fn[name].add_to_role_policy(
             iam.PolicyStatement(
                 actions=["kms:GetPublicKey", "kms:Verify"], resources=[signing_key.key_arn]
+            )
+        )
+
+    def allow_ways_back(self, bucket: s3.IBucket, key: kms.IKey, sources: list[str]) -> None:
+        """RDS's own ways back: native_plan reads RDS and the store, restore_instance restores
+        the configured source instances (at a time, or a snapshot) into temporary instances
+        only; validate_restore reads restore records and safety backups (a rollback)."""
+        stack = Stack.of(self)
+
+        def rds_arn(resource: str, name: str) -> str:
+            return stack.format_arn(
+                service="rds",
+                resource=resource,
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+
+        plan, restore = self.fn["native_plan"], self.fn["restore_instance"]
+        plan.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "rds:DescribeDBInstances",
+                    "rds:DescribeDBSnapshots",
+                    "rds:DescribeDBInstanceAutomatedBackups",
+                ],
+                resources=[
+                    rds_arn("db", "*"),
+                    rds_arn("snapshot", "*"),
+                    rds_arn("auto-backup", "*"),
+                ],
+            )
+        )
+        plan.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectTagging"],
+                resources=[bucket.arn_for_objects("backups/*")],
+            )
+        )
+        records = [bucket.arn_for_objects("restores/*"), bucket.arn_for_objects("safety/*")]
+        self.fn["validate_restore"].add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:GetObjectTagging"], resources=records)
+        )
+        for statement in (
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
+            iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]),
+        ):
+            plan.add_to_role_policy(statement)
+        managed_db = rds_arn("db", f"{INSTANCE_PREFIX}*")
+        new_instance = [
+            managed_db,
+            *[rds_arn("subgrp", name) for name in self.subnet_groups],
+            rds_arn("pg", "default.*"),
+            rds_arn("og", "default:*"),
+        ]
+        tagged = {"StringEquals": {f"aws:RequestTag/{MANAGED_TAG}": "true"}}
+        if sources:  # only the configured source instances, only into tagged bp-* instances
+            restore.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["rds:RestoreDBInstanceToPointInTime"],
+                    resources=[*[rds_arn("db", s) for s in sources], *new_instance],
+                    conditions=tagged,
+                )
+            )
+        restore.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["rds:RestoreDBInstanceFromDBSnapshot", "rds:AddTagsToResource"],
+                resources=[rds_arn("snapshot", "*"), *new_instance],
+                conditions=tagged,
+            )
+        )
+        restore.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:CreateSecret", "secretsmanager:TagResource"],
+                resources=[
+                    stack.format_arn(
+                        service="secretsmanager",
+                        resource="secret",
+                        resource_name="rds!*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        # A restore keeps its source's storage key: RDS needs a grant on that key, whichever
+        # it is, and only for RDS's own use.
+        keys = stack.format_arn(service="kms", resource="key", resource_name="*")
+        via_rds = {"kms:ViaService": f"rds.{stack.region}.amazonaws.com"}
+        restore.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant"],
+                resources=[keys],
+                conditions={
+                    "StringEquals": via_rds,
+                    "Bool": {"kms:GrantIsForAWSResource": "true"},
+                },
+            )
+        )
+        restore.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["kms:DescribeKey"], resources=[keys], conditions={"StringEquals": via_rds}
             )
         )
 

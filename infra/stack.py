@@ -15,7 +15,8 @@ from .config import Config
 from .fragments import Resources
 from .functions import SLOTS_KEY, Functions
 from .monitoring import Monitoring, Notifications
-from .nag import acknowledge
+from .nag import acknowledge, acknowledge_ways_back
+from .native import NativeVerifyWorkflow
 from .networking import Networking
 from .schedules import Schedules
 from .settings import DatabaseSettings
@@ -32,7 +33,12 @@ class BackproofStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
-        storage = BackupStorage(self, "Storage", object_lock_days=config.object_lock_days)
+        storage = BackupStorage(
+            self,
+            "Storage",
+            object_lock_days=config.object_lock_days,
+            object_lock=bool(config.object_lock),
+        )
         self._allow_logs(storage.key)
         notifications = Notifications(
             self, "Notifications", key=storage.key, emails=config.alarm_emails
@@ -51,7 +57,10 @@ class BackproofStack(Stack):
                 {t.secret_arn for db in config.databases for t in db.restore_targets}
             ),
             log_retention=LOG_RETENTION,
+            signing_key=storage.signing_key,
+            object_lock=config.object_lock_spec,
         )
+        storage.only_signer(compute.task_role)
         functions = Functions(
             self,
             "Functions",
@@ -70,6 +79,15 @@ class BackproofStack(Stack):
             notify_success=config.notify_success,
         )
         functions.read_settings("validate_restore", settings.prefix, settings.arn_prefix)
+        # RDS's own ways back: only the configured source instances may be restored.
+        functions.read_settings("native_plan", settings.prefix, settings.arn_prefix)
+        functions.allow_ways_back(
+            storage.bucket,
+            storage.key,
+            sorted({db.rds_instance_id for db in config.databases if db.rds_instance_id}),
+        )
+        # The integrity step checks the manifest's signature before an instance is created.
+        functions.check_signatures("integrity", storage.signing_key)
         res = Resources(
             functions=dict(functions.fn),
             cluster_arn=compute.cluster_arn,
@@ -94,25 +112,40 @@ class BackproofStack(Stack):
             key=storage.key,
             log_retention=LOG_RETENTION,
         )
+        native = NativeVerifyWorkflow(
+            self, "Native", res=res, key=storage.key, log_retention=LOG_RETENTION
+        )
         restore = RestoreWorkflow(
-            self, "Restore", res=res, key=storage.key, log_retention=LOG_RETENTION
+            self,
+            "Restore",
+            res=res,
+            native=native.state_machine,
+            key=storage.key,
+            log_retention=LOG_RETENTION,
         )
         janitor = JanitorWorkflow(
             self, "Janitor", res=res, key=storage.key, log_retention=LOG_RETENTION
         )
         functions.allow_janitor_to_describe(verify.state_machine.state_machine_arn)
+        functions.allow_janitor_to_describe(native.state_machine.state_machine_arn)
         self.machines = {
             "backup": backup.state_machine,
             "verify": verify.state_machine,
             "restore": restore.state_machine,
             "janitor": janitor.state_machine,
+            "native": native.state_machine,
         }
         TaskStopper(
             self,
             "TaskStopper",
             function=functions.fn["stop_tasks"],
             cluster_arn=compute.cluster_arn,
-            machines=[backup.state_machine, verify.state_machine, restore.state_machine],
+            machines=[
+                backup.state_machine,
+                verify.state_machine,
+                restore.state_machine,
+                native.state_machine,
+            ],
         )
         schedules = Schedules(
             self,
@@ -120,6 +153,7 @@ class BackproofStack(Stack):
             config=config,
             backup=backup.state_machine,
             janitor=janitor.state_machine,
+            native=native.state_machine,
             freshness=functions.fn["freshness"],
             key=storage.key,
         )
@@ -132,6 +166,13 @@ class BackproofStack(Stack):
             "BackupStore",
             value=f"s3://{storage.bucket.bucket_name}",
             description="--store for the backproof command",
+        )
+        CfnOutput(
+            self,
+            "SigningKey",
+            value=storage.signing_key.key_arn,
+            description="--signing-kms-key-id for the backproof command (checks signatures; "
+            "only the dump/restore task may sign)",
         )
         for name, machine in self.machines.items():
             CfnOutput(self, f"{name.title()}StateMachine", value=machine.state_machine_arn)
@@ -147,6 +188,15 @@ class BackproofStack(Stack):
             cluster=compute.cluster,
             settings_prefix=settings.prefix,
             freshness_schedule_role=schedules.freshness_role,
+        )
+        acknowledge_ways_back(
+            self,
+            functions=functions.fn,
+            task_role=compute.task_role,
+            bucket=storage.bucket,
+            native_machine=native.state_machine,
+            restore_machine=restore.state_machine,
+            settings_prefix=settings.prefix,
         )
 
     def _allow_logs(self, key: Any) -> None:

@@ -1,4 +1,5 @@
-"""Where backups live: a customer KMS key and a private, versioned, TLS-only bucket."""
+"""Where backups live: a customer KMS key and a private, versioned, TLS-only bucket; and the
+asymmetric key that signs manifests and verification evidence."""
 
 from __future__ import annotations
 
@@ -24,13 +25,31 @@ TIER_TRANSITIONS = {
 class BackupStorage(Construct):
     """The customer key, the backup bucket and the bucket that receives its access logs."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, object_lock_days: int) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        object_lock_days: int,
+        object_lock: bool = False,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.key = kms.Key(
             self,
             "Key",
             description="backproof: backups, logs, notifications and workflow state",
             enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Signs each manifest and verification report (the engine's jobs/signatures.py). An
+        # asymmetric key: anyone given kms:GetPublicKey checks signatures offline; only the
+        # dump/restore task signs (`only_signer`). Asymmetric keys do not rotate.
+        self.signing_key = kms.Key(
+            self,
+            "SigningKey",
+            description="backproof: signs manifests and verification evidence",
+            key_spec=kms.KeySpec.ECC_NIST_P256,
+            key_usage=kms.KeyUsage.SIGN_VERIFY,
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.access_logs = s3.Bucket(
@@ -66,7 +85,9 @@ class BackupStorage(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="backups/",
-            object_lock_enabled=bool(object_lock_days),
+            # Object Lock can only be enabled when the bucket is created: a default retention
+            # (`object_lock_days`) or per-tier locks the engine sets on each object.
+            object_lock_enabled=bool(object_lock_days) or object_lock,
             object_lock_default_retention=lock,
             lifecycle_rules=self._lifecycle(),
             removal_policy=RemovalPolicy.RETAIN,
@@ -81,6 +102,20 @@ class BackupStorage(Construct):
                 actions=["s3:PutObject"],
                 resources=[self.bucket.arn_for_objects("*")],
                 conditions={"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            )
+        )
+
+    def only_signer(self, role: iam.IRole) -> None:
+        """No principal but `role` may sign with the signing key, whatever IAM policies say
+        (a deny in the key policy; the role's own policy grants the allow)."""
+        self.signing_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTheTaskSigns",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:Sign"],
+                resources=["*"],  # in a key policy "*" means this key
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": role.role_arn}},
             )
         )
 

@@ -27,6 +27,8 @@ DEPENDENCIES = (
     "psycopg[binary]>=3.2,<4",
     "zstandard>=0.22",
     "rich>=13",
+    # Signatures: the integrity function checks the manifest's before anything is created.
+    "cryptography>=42",
     "aws-lambda-powertools[tracer]>=3",
 )
 PROVIDED_BY_RUNTIME = (

@@ -1,15 +1,17 @@
-"""Check a stored backup against its manifest, before any instance is created."""
+"""Check a stored backup against its manifest, before any instance is created: the
+manifest's signature first (whatever the archive's size), then size, SHA-256, encryption."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from backproof.jobs.integrity import check_integrity
+from backproof.jobs.integrity import IntegrityFailure, check_integrity
+from backproof.jobs.signatures import manifest_signature
 
 from .env import settings
 from .events import field, only
 from .observability import logger, tracer
-from .stores import store
+from .stores import signing, store
 
 SETTINGS = settings()
 # Hash the archive here only when it surely fits the 15-minute Lambda limit (S3 reads at
@@ -27,10 +29,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     only(event, INPUT_FIELDS, "the verify input")
     backups = store()
     stored = backups.find(field(event, "backup_id"), field(event, "database"))
+    keys = signing()
+    signature = manifest_signature(backups, stored, keys)
+    if signature.failed:
+        raise IntegrityFailure(
+            f"backup {stored.backup_id} failed integrity checks, nothing was created: "
+            f"{signature.check} ({signature.detail})",
+            [signature],
+            None,
+        )
     manifest = backups.load_manifest(stored)
     hashed = manifest.archive.size <= LAMBDA_HASH_LIMIT
     if hashed:
-        manifest, _ = check_integrity(backups, stored)
+        manifest, _ = check_integrity(backups, stored, signing=keys)
     logger.info(
         "integrity checked", extra={"backup_id": stored.backup_id, "sha256_checked": hashed}
     )

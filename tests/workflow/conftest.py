@@ -39,6 +39,8 @@ HANDLERS = (
     "stop_tasks",
     "freshness",
     "notify",
+    "native_plan",
+    "restore_instance",
 )
 SLOTS_TABLE = "backproof-slots"
 # Where the stack stores each database's settings (deployment "prod" in cdk.json).
@@ -72,6 +74,8 @@ class World:
     vpc_id: str
     subnet_ids: list[str]
     security_group_id: str
+    # The asymmetric key that signs manifests and evidence (the stack's SigningKey).
+    signing_key_arn: str = ""
 
     @property
     def url(self) -> str:
@@ -91,6 +95,7 @@ class World:
             "BACKPROOF_DATABASES": "orders",
             "BACKPROOF_SETTINGS_PREFIX": SETTINGS_PREFIX,
             "BACKPROOF_TOPIC_ARN": TOPIC_ARN,
+            "BACKPROOF_SIGNING_KMS_KEY_ID": self.signing_key_arn,
         }
 
 
@@ -99,6 +104,9 @@ def build_world() -> World:
     s3, kms, ec2, rds = (boto3.client(n) for n in ("s3", "kms", "ec2", "rds"))
     bucket = f"backproof-{secrets.token_hex(4)}"
     key_arn = kms.create_key(Description="backproof test key")["KeyMetadata"]["Arn"]
+    signing_key_arn = kms.create_key(
+        Description="backproof signing key", KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY"
+    )["KeyMetadata"]["Arn"]
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_encryption(
         Bucket=bucket,
@@ -150,7 +158,7 @@ def build_world() -> World:
             Type="String",
             Overwrite=True,
         )
-    return World(bucket, f"s3://{bucket}", key_arn, vpc, subnets, sg)
+    return World(bucket, f"s3://{bucket}", key_arn, vpc, subnets, sg, signing_key_arn)
 
 
 def load_handlers(world: World, monkeypatch: pytest.MonkeyPatch) -> dict[str, ModuleType]:

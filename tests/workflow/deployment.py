@@ -244,9 +244,10 @@ class Deployment:
         for name in (
             "verify",
             "backup",
+            "native",
             "restore",
             "janitor",
-        ):  # backup starts verify: create it first
+        ):  # backup starts verify, restore starts native: create those first
             definition = render(
                 resources[ids[name]]["Properties"]["DefinitionString"], self.resolve
             )
@@ -286,6 +287,8 @@ class Deployment:
         key = node.get("Ref") or ".".join(node.get("Fn::GetAtt", []))
         if key in PSEUDO:
             return PSEUDO[key]
+        if "SigningKey" in key:
+            return self.world.signing_key_arn
         return self.world.key_arn if "Key" in key else self.world.bucket
 
     def _settings(self, resources: dict[str, Any], source_secret_arn: str) -> None:

@@ -20,7 +20,7 @@ import boto3
 import psycopg
 import pytest
 
-from backproof.instances.rds import RdsSettings, create_instance
+from backproof.instances.rds import RdsSettings, create_instance, describe_instance
 from backproof.pg.cluster import LocalCluster
 from backproof.store import SAFETY, open_store
 from tests.conftest import MotoServer, SourceDatabase, take_backup
@@ -154,6 +154,13 @@ def test_backup_workflow_dumps_verifies_by_restore_and_applies_retention(
     (backup,) = stored(deployed.world)
     assert backup.verification["verdict"] == "verified"
     assert backup.verification["instance"]["kind"] == "given"  # the workflow's instance
+    # and the task signed the manifest and the evidence with the stack's signing key
+    (signature,) = [c for c in backup.verification["checks"] if c["check"] == "integrity.signature"]
+    assert signature["verdict"] == "pass"
+    assert signature["found"]["key_id"] == deployed.world.signing_key_arn
+    s3 = boto3.client("s3")
+    for key in (backup.manifest_key, *backup.verification_keys):
+        s3.head_object(Bucket=deployed.world.bucket, Key=f"{key}.sig")
     # and the temporary instance is gone, its slot free again
     assert rds_instances() == []
     assert slot_count() == 0
@@ -491,3 +498,246 @@ def test_a_verification_of_a_backup_already_being_verified_is_refused(
     assert result["error"] == "VerificationInProgress"
     assert running in result["cause"]
     assert rds_instances() == [] and deployed.tasks == []
+
+
+# -- RDS's own ways back, and rollbacks ----------------------------------------------------------
+# moto's RDS restores the source instance (a snapshot, or a point in time) and reports the new
+# instance available at once; the source's own cluster stands in for the server that restore
+# would be (it holds what the source holds), reached with the restored instance's master secret.
+SOURCE_INSTANCE = "orders-prod"  # cdk.json's rds_instance_id for orders
+
+
+@pytest.fixture
+def ways_back(
+    deployed: Deployment, orders: SourceDatabase, monkeypatch: pytest.MonkeyPatch
+) -> Deployment:
+    """The source instance in moto's RDS (automated backups on, encrypted: moto takes an
+    automated snapshot at once), and every restored instance served by the source's cluster."""
+    boto3.client("rds").create_db_instance(
+        DBInstanceIdentifier=SOURCE_INSTANCE,
+        Engine="postgres",
+        EngineVersion="15.4",
+        DBInstanceClass="db.r6g.large",
+        MasterUsername="app",
+        MasterUserPassword="not-a-real-one",
+        AllocatedStorage=100,
+        StorageEncrypted=True,
+        BackupRetentionPeriod=7,
+    )
+    cluster = orders.cluster
+    restored_secret = boto3.client("secretsmanager").create_secret(
+        Name=f"restored-{deployed.world.bucket}",
+        SecretString=json.dumps({"username": "backproof", "password": cluster.password}),
+    )["ARN"]
+
+    def as_the_source(rds: Any, identifier: str) -> Any:
+        state = describe_instance(rds, identifier)
+        if state is None or state.status != "available":
+            return state
+        return replace(state, host="127.0.0.1", port=cluster.port, secret_arn=restored_secret)
+
+    module = deployed.handlers["describe_instance"]  # type: ignore[attr-defined]
+    monkeypatch.setattr(module, "describe_instance", as_the_source)
+    return deployed
+
+
+def temporary_instances() -> list[str]:
+    return [
+        d["DBInstanceIdentifier"]
+        for d in boto3.client("rds").describe_db_instances()["DBInstances"]
+        if d["DBInstanceIdentifier"] != SOURCE_INSTANCE
+    ]
+
+
+def evidence(deployment: Deployment, namespace: str) -> list[dict[str, Any]]:
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=deployment.world.bucket, Prefix=f"{namespace}/orders/")
+    return [
+        json.loads(s3.get_object(Bucket=deployment.world.bucket, Key=o["Key"])["Body"].read())
+        for o in listed.get("Contents", [])
+    ]
+
+
+def explain(result: dict[str, Any], deployment: Deployment) -> str:
+    return "\n".join([str(result.get("cause")), *map(str, deployment.tasks), *result["history"]])
+
+
+def test_the_newest_snapshot_is_restored_checked_compared_and_deleted(
+    ways_back: Deployment, orders: SourceDatabase
+) -> None:
+    _, backup = take_backup(orders, ways_back.world, name="orders", tier="daily")
+    # Given a manual snapshot taken after the logical backup (newer than the automated one)
+    boto3.client("rds").create_db_snapshot(
+        DBInstanceIdentifier=SOURCE_INSTANCE, DBSnapshotIdentifier="before-migration-42"
+    )
+    # When the weekly snapshot schedule fires with its payload
+    result = ways_back.execute("native", event("verify-snapshot-schedule"))
+    # Then the execution restored the snapshot, checked it, and deleted the instance
+    assert result["status"] == "SUCCEEDED", explain(result, ways_back)
+    states = entered(result)
+    for step in ("PlanWayBack", "AcquireSlot", "RestoreInstance", "CheckRestoredInstance"):
+        assert step in states
+    assert states.index("CheckRestoredInstance") < states.index("DeleteInstance")
+    (task,) = ways_back.tasks
+    assert task.command[0] == "native" and task.returncode == 0, task.stderr
+    assert temporary_instances() == [] and slot_count() == 0
+    # and the evidence, under snapshots/, says what was compared with what
+    (report,) = evidence(ways_back, "snapshots")
+    assert report["verdict"] == "verified" and report["kind"] == "snapshot"
+    assert report["tools"]["way_back"]["snapshot_id"] == "before-migration-42"
+    assert report["tools"]["way_back"]["snapshot_type"] == "manual"
+    assert report["tools"]["compared_with"]["backup_id"] == backup.manifest.backup_id
+    assert report["timings"]["restore_seconds"] is not None
+    assert {c["check"] for c in report["checks"]} >= {"database_present", "row_count", "assertion"}
+
+
+def test_a_check_task_that_fails_still_deletes_the_restored_instance(
+    ways_back: Deployment, orders: SourceDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    take_backup(orders, ways_back.world, name="orders", tier="daily")
+    # Given a restored instance whose master secret does not open it
+    module = ways_back.handlers["describe_instance"]  # type: ignore[attr-defined]
+    served = module.describe_instance
+    wrong = boto3.client("secretsmanager").create_secret(
+        Name=f"wrong-{ways_back.world.bucket}",
+        SecretString=json.dumps({"username": "backproof", "password": "not-this-one"}),
+    )["ARN"]
+    monkeypatch.setattr(
+        module, "describe_instance", lambda rds, ident: _with_secret(served(rds, ident), wrong)
+    )
+    result = ways_back.execute("native", event("verify-snapshot-schedule"))
+    # Then the run fails with the task's error, after deleting the instance and its slot
+    assert result["status"] == "FAILED", explain(result, ways_back)
+    states = entered(result)
+    assert states.index("CheckRestoredInstance") < states.index("DeleteInstance")
+    assert "NotifyWayBackFailed" in states
+    assert temporary_instances() == [] and slot_count() == 0
+
+
+def _with_secret(state: Any, secret: str) -> Any:
+    return replace(state, secret_arn=secret) if state is not None and state.host else state
+
+
+def test_a_restore_that_rds_cannot_finish_is_deleted(
+    ways_back: Deployment, orders: SourceDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    take_backup(orders, ways_back.world, name="orders", tier="daily")
+    module = ways_back.handlers["describe_instance"]  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        module,
+        "describe_instance",
+        lambda rds, ident: replace(describe_instance(rds, ident), status="incompatible-restore"),
+    )
+    result = ways_back.execute("native", event("verify-point-in-time-schedule"))
+    assert result["status"] == "FAILED" and result["error"] == "InstanceFailed"
+    states = entered(result)
+    assert states.index("RestoreInstance") < states.index("DeleteInstance")
+    assert temporary_instances() == [] and ways_back.tasks == [] and slot_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("request_", "error", "message"),
+    [
+        (
+            {"database": "orders", "mode": "point_in_time", "time": "2099-01-01T00:00:00Z"},
+            "BadInput",
+            "after RDS instance 'orders-prod''s latest restorable time",
+        ),
+        (
+            {"database": "orders", "mode": "snapshot", "source_instance": "billing-prod"},
+            "BadInput",
+            "is not 'orders''s configured RDS instance",
+        ),
+        ({"database": "orders", "mode": "dump"}, "BadInput", "mode must be one of"),
+    ],
+)
+def test_a_way_back_that_cannot_be_restored_is_rejected_before_anything(
+    ways_back: Deployment, request_: dict[str, str], error: str, message: str
+) -> None:
+    result = ways_back.execute("native", request_)
+    assert result["status"] == "FAILED"
+    assert result["error"] == error and message in result["cause"]
+    assert entered(result) == ["PlanWayBack", "RequestRejected"]
+    assert temporary_instances() == [] and ways_back.tasks == []
+
+
+def test_a_console_point_in_time_request_is_verified_by_the_native_workflow(
+    ways_back: Deployment, orders: SourceDatabase
+) -> None:
+    take_backup(orders, ways_back.world, name="orders", tier="daily")
+    # A dry run only plans
+    planned = ways_back.execute("restore", {**event("restore-point-in-time"), "dry_run": True})
+    assert planned["status"] == "SUCCEEDED", explain(planned, ways_back)
+    plan = json.loads(planned["output"])
+    assert plan["target"] == {
+        "kind": "point_in_time",
+        "time": "latest",
+        "source_instance": SOURCE_INSTANCE,
+    }
+    assert temporary_instances() == [] and ways_back.tasks == []
+    # The real request starts the native workflow and ends with its verification
+    result = ways_back.execute("restore", event("restore-point-in-time"))
+    assert result["status"] == "SUCCEEDED", explain(result, ways_back)
+    assert "RestorePointInTime" in entered(result)
+    output = json.loads(result["output"])
+    assert output["verification"]["verdict"] == "verified"
+    assert output["verification"]["kind"] == "point-in-time"
+    (report,) = evidence(ways_back, "point-in-time")
+    assert report["tools"]["way_back"]["source_instance"] == SOURCE_INSTANCE
+    assert temporary_instances() == []
+
+
+def declare_staging(deployment: Deployment, target: LocalCluster) -> None:
+    """orders-staging (a database on the target cluster) as orders' declared restore target."""
+    secret = boto3.client("secretsmanager").create_secret(
+        Name=f"staging-{deployment.world.bucket}",
+        SecretString=json.dumps(
+            {
+                "username": "backproof",
+                "password": target.password,
+                "host": "127.0.0.1",
+                "port": target.port,
+                "dbname": "orders_staging",
+            }
+        ),
+    )["ARN"]
+    ssm = boto3.client("ssm")
+    name = "/backproof/prod/databases/orders"
+    settings = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+    (staging,) = settings["restore_targets"]
+    staging.update(secret_arn=secret, sslmode="verify-full")
+    ssm.put_parameter(Name=name, Type="String", Value=json.dumps(settings), Overwrite=True)
+
+
+def staging_rows(target: LocalCluster) -> list[tuple[Any, ...]]:
+    with psycopg.connect(**target.connect_kwargs("orders_staging")) as conn:
+        return conn.execute("SELECT id, note FROM public.orders ORDER BY id LIMIT 3").fetchall()
+
+
+def test_a_console_rollback_puts_the_target_back(
+    deployed: Deployment, orders: SourceDatabase, target: LocalCluster
+) -> None:
+    take_backup(orders, deployed.world, name="orders", tier="daily")
+    target.create_database("orders_staging")
+    with psycopg.connect(**target.connect_kwargs("orders_staging"), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE public.orders (id bigint PRIMARY KEY, created_at timestamptz "
+            "NOT NULL, note text); INSERT INTO public.orders VALUES (1, now(), 'stale')"
+        )
+    declare_staging(deployed, target)
+    restore = {**event("restore-existing-dry-run"), "dry_run": False, "tables": []}
+    restored = deployed.execute("restore", restore)
+    assert restored["status"] == "SUCCEEDED", explain(restored, deployed)
+    restore_id = json.loads(deployed.tasks[0].stdout.strip().splitlines()[-1])["restore_id"]
+    assert len(staging_rows(target)) == 3  # the backup's rows
+    # When the operator rolls that restore back from the console, confirming the target
+    request = {**event("restore-rollback"), "rollback": restore_id, "dry_run": False}
+    result = deployed.execute("restore", request)
+    # Then the task restored the safety backup into the emptied target
+    assert result["status"] == "SUCCEEDED", explain(result, deployed)
+    rollback = deployed.tasks[-1]
+    assert rollback.command[0] == "restore"
+    assert json.loads(rollback.command[1])["rollback"] == restore_id
+    out = json.loads(rollback.stdout.strip().splitlines()[-1])
+    assert out["rolls_back"] == restore_id and out["verdict"] == "verified"
+    assert [(i, n) for i, n in staging_rows(target)] == [(1, "stale")]

@@ -11,6 +11,12 @@ import re
 EXIT_OK = 0
 EXIT_FAILED = 1  # the job ran and failed (or verification found a difference)
 EXIT_BAD_INPUT = 2  # bad input or configuration; nothing was written
+# `backup --wait-verified`: the backup was taken but its verification could not finish (an
+# instance that never came up, a dropped connection): nothing is known about the backup.
+EXIT_COULD_NOT_VERIFY = 3
+# `backup --wait-verified --through-workflow`: --timeout passed before the verify execution
+# ended (it goes on; its ARN is printed).
+EXIT_TIMED_OUT = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -71,6 +77,10 @@ class UploadFailed(JobFailed):
 
 class IntegrityError(JobFailed):
     """A stored backup does not match its manifest (size, checksum, encryption, format)."""
+
+
+class SigningFailed(JobFailed):
+    """A manifest or a report could not be signed (the key refused or unreachable)."""
 
 
 class RestoreFailed(JobFailed):

@@ -13,12 +13,12 @@ from types import FrameType
 
 from .. import __version__
 from ..errors import EXIT_FAILED, BackproofError, Interrupted, redact
-from . import backup, demo, listing, restore, retention, status, verify
+from . import backup, demo, evidence, listing, native, restore, retention, status, verify
 from .args import Parser
 
 Handler = Callable[[argparse.Namespace], int]
 # One module per subcommand, in the order `--help` lists them.
-SUBCOMMANDS = (backup, listing, status, retention, verify, restore, demo)
+SUBCOMMANDS = (backup, listing, status, retention, verify, native, restore, evidence, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(args: argparse.Namespace, exc: BackproofError) -> int:
     """One line on stderr; with --json also a machine-readable error as stdout's last line, so
     callers (the Fargate task) can tell a retryable cause from a final one."""
-    print(f"backproof: {exc}", file=sys.stderr)
+    # Notes say what is left to do after a failure (a restore's id, to roll it back).
+    message = "; ".join([str(exc), *getattr(exc, "__notes__", [])])
+    print(f"backproof: {message}", file=sys.stderr)
     if getattr(args, "json", False):
-        print(json_error(type(exc).__name__, str(exc), exc.exit_code), flush=True)
+        print(json_error(type(exc).__name__, message, exc.exit_code), flush=True)
     return exc.exit_code
 
 

@@ -30,6 +30,13 @@ def register(sub: Subparsers) -> None:
     )
     add_store_args(p, kms=True)
     p.add_argument(
+        "--object-lock",
+        default=os.environ.get("BACKPROOF_OBJECT_LOCK"),
+        metavar="TIER=MODE:DAYS,...",
+        help="S3 Object Lock per tier for every object written, e.g. "
+        "daily=GOVERNANCE:7,monthly=COMPLIANCE:365 (the bucket needs Object Lock enabled)",
+    )
+    p.add_argument(
         "--database-name",
         help="name the backup is filed under (default: the source's database name)",
     )
@@ -72,7 +79,7 @@ def lock_wait_seconds(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     check_wait_args(args)  # before anything is backed up
     source = Target.from_url(args.source_url or "").with_params(**tls_params(args))
-    store = open_store(args.store, kms_key_id=args.kms_key_id)
+    store = open_store(args.store, kms_key_id=args.kms_key_id, object_lock=args.object_lock or "")
     request = BackupRequest(
         source=source,
         store=store,

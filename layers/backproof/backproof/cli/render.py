@@ -14,6 +14,7 @@ from ..model.checks import FAIL, PASS, SKIP, WARN, CheckResult
 from ..model.report import VerificationReport
 
 _CHECK_TITLES = {
+    "integrity.signature": "manifest signature",
     "integrity.manifest": "manifest well-formed",
     "integrity.size": "archive size",
     "integrity.sha256": "archive SHA-256",
@@ -99,6 +100,24 @@ def _render_differences(report: VerificationReport, console: Console, limit: int
         console.print(f"… and {len(notable) - limit} more in the JSON report")
 
 
+def _render_recovery(rec: dict[str, Any], console: Console) -> None:
+    """Time to a checked database and the data's age then, each against its target."""
+    if rec.get("recovery_seconds") is None:
+        return
+    parts = []
+    for label, key, target, verdict in (
+        ("RTO", "recovery_seconds", "rto_target_seconds", "rto"),
+        ("RPO", "recovery_point_age_seconds", "rpo_target_seconds", "rpo"),
+    ):
+        if rec.get(key) is None:
+            continue
+        text = f"{label} {rec[key] / 60:.1f} min"
+        if rec.get(target) is not None:
+            text += f" (target {rec[target] / 60:g} min: {rec[verdict]})"
+        parts.append(text)
+    console.print("recovery: " + "  ".join(parts))
+
+
 def _render_footer(report: VerificationReport, console: Console) -> None:
     if report.error:
         console.print(Text(f"error: {report.error}", style="bold red"))
@@ -107,6 +126,7 @@ def _render_footer(report: VerificationReport, console: Console) -> None:
             f"{k.removesuffix('_seconds')} {v:.1f}s" for k, v in report.timings.items()
         )
         console.print(f"timings: {steps}")
+    _render_recovery(report.recovery, console)
     inst = report.instance
     if inst.get("target"):
         console.print(f"target: {inst['target']}")

@@ -15,7 +15,8 @@ from ..instances import INSTANCE_KINDS
 from ..instances.local import RDS_MASTER, RESTORE_AS
 from ..instances.rds import RdsSettings
 from ..jobs.verify import VerifyOptions, verify_backup, verify_on_target
-from ..model.operator import OperatorChecks
+from ..model.operator import OperatorChecks, parse_duration
+from ..model.recovery import RecoveryTargets
 from ..pg.target import Target
 from ..store import open_store
 from .args import (
@@ -29,6 +30,7 @@ from .args import (
 )
 from .progress import StepProgress
 from .render import render_report
+from .signing import add_signing_args, signing_from_args
 
 
 def register(sub: Subparsers) -> None:
@@ -53,6 +55,20 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--jobs", type=int, default=None, help="pg_restore jobs (default: cores)")
     p.add_argument("--pg-bin-dir", type=Path, help="directory holding pg_restore/initdb to prefer")
     p.add_argument("--no-write", action="store_true", help="do not write the verification evidence")
+    p.add_argument(
+        "--rto-target",
+        metavar="DURATION",
+        default=os.environ.get("BACKPROOF_RTO_TARGET"),
+        help="recovery time objective (e.g. 60m): the evidence says whether the time to a "
+        "checked database met it",
+    )
+    p.add_argument(
+        "--rpo-target",
+        metavar="DURATION",
+        default=os.environ.get("BACKPROOF_RPO_TARGET"),
+        help="recovery point objective (e.g. 38h): the evidence says whether the data's age "
+        "at the checked database met it",
+    )
     rds = p.add_argument_group("RDS instance (--instance rds)")
     rds.add_argument("--rds-subnet-group", default=os.environ.get("BACKPROOF_RDS_SUBNET_GROUP"))
     rds.add_argument(
@@ -72,6 +88,7 @@ def register(sub: Subparsers) -> None:
         "creating an instance (password from PGPASSWORD or a passfile)",
     )
     add_tls_args(p, url_flag="--target-url")
+    add_signing_args(p)
     add_output_args(p)
     p.set_defaults(handler=run)
 
@@ -87,6 +104,13 @@ def rds_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def recovery_targets(args: argparse.Namespace) -> RecoveryTargets:
+    return RecoveryTargets(
+        rto=parse_duration(args.rto_target) if args.rto_target else None,
+        rpo=parse_duration(args.rpo_target) if args.rpo_target else None,
+    )
+
+
 def operator_checks(args: argparse.Namespace) -> OperatorChecks:
     return OperatorChecks.from_cli(args.asserts, args.fresh, args.checks_file)
 
@@ -94,6 +118,7 @@ def operator_checks(args: argparse.Namespace) -> OperatorChecks:
 def run(args: argparse.Namespace) -> int:
     checks = operator_checks(args)
     store = open_store(args.store)
+    signing = signing_from_args(args)
     options = VerifyOptions(
         instance=args.instance,
         operator_checks=checks,
@@ -102,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
         instance_options=rds_options(args) if args.instance == "rds" else None,
         write=not args.no_write,
         restore_as=args.restore_as,
+        signing=signing,
+        targets=recovery_targets(args),
     )
     with StepProgress(watching(args)) as status:
         if args.target_url:
@@ -117,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
                 instance_info={"kind": "given", "target": admin.display},
                 write=not args.no_write,
                 progress=status.update,
+                signing=signing,
+                targets=options.targets,
             )
         else:
             report = verify_backup(

@@ -19,8 +19,10 @@ from ..errors import IntegrityError, JobFailed
 from ..model.checks import FAIL, PASS, CheckResult
 from ..model.manifest import ArchiveInfo, Manifest
 from ..pg.offsets import add_data_offsets
+from ..signing import Signing
 from ..store import BackupStore, StoredBackup
 from .ownership import roles_integrity
+from .signatures import manifest_signature
 
 ProgressFn = Callable[[str], None]
 DOWNLOAD_CHUNK = 1 << 20
@@ -76,14 +78,20 @@ def integrity_checks(
     archive_path: Path | None = None,
     decompress: bool = True,
     progress: ProgressFn = _quiet,
+    signing: Signing | None = None,
 ) -> tuple[Manifest | None, list[CheckResult]]:
     """All integrity checks. With `archive_path`, the archive is also written there: ready for
     pg_restore (decompressed), or as stored when `decompress` is False (then `prepare_archive`
-    decompresses it later, e.g. while an instance starts)."""
+    decompresses it later, e.g. while an instance starts). The manifest's signature comes
+    first: a manifest that fails it is not trusted with anything else (jobs/signatures.py)."""
+    signature = manifest_signature(store, stored, signing)
+    if signature.failed:
+        return None, [signature]
     try:
         manifest = store.load_manifest(stored)
     except IntegrityError as exc:
         return None, [
+            signature,
             CheckResult(
                 "integrity.manifest",
                 stored.manifest_key,
@@ -91,16 +99,17 @@ def integrity_checks(
                 "invalid",
                 FAIL,
                 str(exc),
-            )
+            ),
         ]
     results = [
+        signature,
         CheckResult(
             "integrity.manifest",
             stored.manifest_key,
             "valid manifest",
             f"format version {manifest.format_version}",
             PASS,
-        )
+        ),
     ]
     results += roles_integrity(store, stored, manifest)[1]  # roles.json, in manifests that list it
     info = manifest.archive
@@ -214,11 +223,12 @@ def check_integrity(
     archive_path: Path | None = None,
     progress: ProgressFn = _quiet,
     consequence: str = "",
+    signing: Signing | None = None,
 ) -> tuple[Manifest, list[CheckResult]]:
-    """Manifest, size, streamed SHA-256 and encryption; IntegrityFailure on any mismatch, its
-    message followed by `consequence` (what was therefore left alone)."""
+    """Signature, manifest, size, streamed SHA-256 and encryption; IntegrityFailure on any
+    mismatch, its message followed by `consequence` (what was therefore left alone)."""
     manifest, results = integrity_checks(
-        store, stored, archive_path=archive_path, progress=progress
+        store, stored, archive_path=archive_path, progress=progress, signing=signing
     )
     failed = [r for r in results if r.failed]
     if failed or manifest is None:

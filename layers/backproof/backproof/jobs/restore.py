@@ -26,11 +26,13 @@ from ..pg.programs import PgProgram
 from ..pg.restore import PgRestore, restore_archive
 from ..pg.target import Target
 from ..pg.toc import expand_partitioned, select_table_entries
-from ..store import SAFETY, BackupStore, StoredBackup, safety_name
+from ..signing import Signing
+from ..store import BACKUPS, SAFETY, BackupStore, StoredBackup, safety_name
 from .backup import BackupRequest, run_backup
 from .checks import restore_check, run_checks
 from .integrity import check_integrity
 from .ownership import load_roles, plan_owners, roles_for_restore
+from .restore_records import Recorder, RollbackOf
 from .verify import select_pg_restore
 
 ProgressFn = Callable[[str], None]
@@ -54,6 +56,14 @@ class RestoreRequest:
     create_roles: bool = False  # --create-roles: create the roles the target lacks
     pg_bin_dir: Path | None = None
     operator_checks: OperatorChecks | None = None
+    # Checks the backup's manifest signature before the target is touched; signs the safety
+    # backup's manifest.
+    signing: Signing | None = None
+    # Where the backup is filed: a database's backups, or (a rollback) a target's safety ones.
+    namespace: str = BACKUPS
+    rollback_of: RollbackOf | None = None  # jobs/rollback.py
+    # Told the restore's id once its record exists, before anything in the target is replaced.
+    on_recorded: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -61,6 +71,7 @@ class RestoreResult:
     plan: RestorePlan
     report: VerificationReport | None = None  # after a real restore
     safety_backup_id: str | None = None
+    restore_id: str | None = None  # its record in the store (store/records.py)
 
 
 @dataclass
@@ -116,11 +127,12 @@ def select_backup(
     tables: list[str],
     *,
     archive_names: bool = True,
+    namespace: str = BACKUPS,
 ) -> Selection:
     """The backup (its manifest readable) and the requested tables; BadInput naming what is
     wrong. Reads the store only. With `archive_names`, a name the manifest does not list is
     kept for the archive's TOC to resolve (a partitioned parent); without, it is refused."""
-    stored = store.find(backup_id, database)
+    stored = store.find(backup_id, database, namespace=namespace)
     manifest = store.load_manifest(stored)
     unresolved: list[tuple[str | None, str]] = []
     selected = resolve_tables(manifest, tables, unresolved=unresolved if archive_names else None)
@@ -141,7 +153,7 @@ def plan_restore(store: BackupStore, req: RestoreRequest) -> tuple[RestorePlan, 
     on any problem with the request."""
     target = Target.from_url(req.target_url, what="target", flag="--target-url")
     target = target.with_params(**req.target_tls)
-    chosen = select_backup(store, req.backup_id, req.database, req.tables)
+    chosen = select_backup(store, req.backup_id, req.database, req.tables, namespace=req.namespace)
     selected, unresolved = chosen.tables, chosen.unresolved
     existing = user_relations(target)
     if existing and not req.clean:
@@ -202,7 +214,17 @@ def restore_backup(
     if req.dry_run:
         return result
     pg_restore = select_pg_restore(manifest, [req.pg_bin_dir] if req.pg_bin_dir else None)
-    report = VerificationReport(stored.backup_id, stored.database, kind="restore")
+    report = VerificationReport(
+        stored.backup_id, stored.database, kind="rollback" if req.rollback_of else "restore"
+    )
+    records = Recorder(
+        store,
+        plan,
+        target,
+        namespace=req.namespace,
+        rollback_of=req.rollback_of,
+        on_recorded=req.on_recorded,
+    )
     report.tools["pg_restore"] = {"version": pg_restore.version, "path": str(pg_restore.path)}
     report.instance = {"kind": "existing", "target": plan.target}
     with tempfile.TemporaryDirectory(prefix="backproof-restore-") as work:
@@ -215,6 +237,7 @@ def restore_backup(
             archive_path=archive,
             progress=note,
             consequence="the target was not touched",
+            signing=req.signing,
         )
         report.add(*integrity)  # before the target
         report.timings["integrity_seconds"] = round(time.monotonic() - t0, 3)
@@ -230,6 +253,7 @@ def restore_backup(
                     database_name=name,
                     tier="safety",
                     namespace=SAFETY,
+                    signing=req.signing,
                 )
             )
             result.safety_backup_id = safety.manifest.backup_id
@@ -238,6 +262,9 @@ def restore_backup(
                 "target": name,
                 "namespace": SAFETY,
             }
+            records.started(report)  # before anything in the target is replaced
+            if req.on_recorded:
+                req.on_recorded(report.run_id)
         if unresolved:
             selected += [
                 t for t in expand_partitioned(pg_restore, archive, unresolved) if t not in selected
@@ -249,7 +276,9 @@ def restore_backup(
         report.add(*roles_for_restore(target, roles, plan.roles_to_create, plan.owners_note))
         note(f"restoring into {plan.target}")
         jobs = req.jobs or os.cpu_count() or 1
-        if plan.owners and list_file is None and not req.clean:  # schemas first: see toc.py
+        # A rollback empties the target first, and restores into it as into a fresh database.
+        report.add(*(req.rollback_of.empty_target(target) if req.rollback_of else ()))
+        if plan.owners and list_file is None and (not req.clean or req.rollback_of):
             outcome = restore_archive(pg_restore, archive, target, jobs=jobs, owners=True)
         else:
             outcome = PgRestore(
@@ -268,7 +297,9 @@ def restore_backup(
     note("checking the restored tables against the manifest")
     t0 = time.monotonic()
     only = (
-        set(selected)
+        None  # a rollback puts back the whole database: compare all of it
+        if req.rollback_of
+        else set(selected)
         if selected
         else (
             {(t.schema, t.name) for t in manifest.inventory.tables} if plan.target_tables else None
@@ -279,5 +310,5 @@ def restore_backup(
             *run_checks(manifest, conn, req.operator_checks, tables=only, owners=plan.owners)
         )
     report.timings["checks_seconds"] = round(time.monotonic() - t0, 3)
-    result.report = report.finish()
+    result.report, result.restore_id = report.finish(), records.finished(report)
     return result

@@ -31,6 +31,7 @@ from ..errors import (
     BadInput,
     IntegrityError,
     Interrupted,
+    SigningFailed,
     StoreUnavailable,
     UploadFailed,
 )
@@ -39,16 +40,19 @@ from ..instances.local import RDS_MASTER
 from ..model.checks import FAIL, CheckResult
 from ..model.manifest import Manifest
 from ..model.operator import OperatorChecks
+from ..model.recovery import RecoveryTargets
 from ..model.report import VerificationReport
 from ..model.roles import RoleSet
 from ..pg.database import RESERVED_DATABASES, create_database
 from ..pg.programs import PgProgram, find_program
 from ..pg.restore import RestoreOutcome, restore_archive
 from ..pg.target import Target
+from ..signing import Signing
 from ..store import BackupStore, StoredBackup
 from .checks import restore_check, run_checks
 from .integrity import Preparation, integrity_checks
 from .ownership import load_roles, prepare_roles
+from .signatures import write_report
 from .space import room_for
 
 ProgressFn = Callable[[str], None]
@@ -115,6 +119,8 @@ class VerifyOptions:
     instance_options: dict[str, Any] | None = None
     write: bool = True
     restore_as: str = RDS_MASTER  # as RDS does; "superuser" too on local instances
+    signing: Signing | None = None  # checks the manifest's signature, signs the evidence
+    targets: RecoveryTargets | None = None  # RTO/RPO the run is held against
 
 
 @contextmanager
@@ -156,7 +162,7 @@ def verify_backup(
     started = time.monotonic()
     progress("finding the backup")
     stored = store.find(backup_id, database)
-    report = VerificationReport(stored.backup_id, stored.database)
+    report = VerificationReport(stored.backup_id, stored.database, targets=opts.targets)
     clock = _Clock(report)
     extra_dirs = [opts.pg_bin_dir] if opts.pg_bin_dir else None
     try:
@@ -175,7 +181,12 @@ def verify_backup(
         stored_copy = work / "archive.stored"
         with clock.step("integrity"):
             manifest, results = integrity_checks(
-                store, stored, archive_path=stored_copy, decompress=False, progress=progress
+                store,
+                stored,
+                archive_path=stored_copy,
+                decompress=False,
+                progress=progress,
+                signing=opts.signing,
             )
         report.add(*results)
         if manifest is not None:
@@ -195,16 +206,18 @@ def verify_backup(
     report.finish()
     if opts.write:
         progress("writing the verification evidence")
-        _write_or_record(store, stored, report)
+        _write_or_record(store, stored, report, opts.signing)
     return report
 
 
-def _write_or_record(store: BackupStore, stored: StoredBackup, report: VerificationReport) -> None:
-    """Unrecorded evidence is no evidence: a failed write fails the verification, but the
-    result is still returned (and printed) rather than lost."""
+def _write_or_record(
+    store: BackupStore, stored: StoredBackup, report: VerificationReport, signing: Signing | None
+) -> None:
+    """Unrecorded (or, with signing configured, unsigned) evidence is no evidence: a failed
+    write fails the verification, but the result is still returned (and printed)."""
     try:
-        write_report(store, stored, report)
-    except (UploadFailed, StoreUnavailable) as exc:
+        write_report(store, stored, report, signing)
+    except (UploadFailed, StoreUnavailable, SigningFailed) as exc:
         report.error = f"the verification evidence could not be written: {exc}"
 
 
@@ -325,6 +338,8 @@ def verify_on_target(
     pg_bin_dir: Path | None = None,
     write: bool = True,
     progress: ProgressFn = _quiet,
+    signing: Signing | None = None,
+    targets: RecoveryTargets | None = None,
 ) -> VerificationReport:
     """Integrity, restore and checks against a server someone else provisioned and will delete
     (the AWS workflow's restore task, with the temporary RDS instance it was handed)."""
@@ -332,6 +347,7 @@ def verify_on_target(
     report = VerificationReport(
         stored.backup_id, stored.database, instance=dict(instance_info or {"kind": "external"})
     )
+    report.targets = targets
     clock = _Clock(report)
     try:  # the right pg_restore must exist before anything is downloaded (exit 2)
         select_pg_restore(store.load_manifest(stored), [pg_bin_dir] if pg_bin_dir else None)
@@ -341,7 +357,7 @@ def verify_on_target(
         archive = work / "archive.dump"
         with clock.step("integrity"):
             manifest, results = integrity_checks(
-                store, stored, archive_path=archive, progress=progress
+                store, stored, archive_path=archive, progress=progress, signing=signing
             )
         report.add(*results)
         if manifest is not None and not report.failures:
@@ -367,11 +383,5 @@ def verify_on_target(
     report.timings["total_seconds"] = round(time.monotonic() - started, 3)
     report.finish()
     if write:
-        _write_or_record(store, stored, report)
+        _write_or_record(store, stored, report, signing)
     return report
-
-
-def write_report(store: BackupStore, stored: StoredBackup, report: VerificationReport) -> str:
-    """Write this run's evidence beside the backup (never over another run's); its key."""
-    report.report_key = store.write_verification(stored, report.to_dict())
-    return report.report_key

@@ -3,12 +3,21 @@ layout and multipart uploads. `open_store` turns a URL into a store."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, Protocol
 
 from ..errors import BadInput
 from ..model.manifest import Manifest
-from .layout import BACKUPS, ROLES_NAME, SAFETY, StoredBackup, safety_name, validate_database_name
+from .layout import (
+    BACKUPS,
+    ROLES_NAME,
+    SAFETY,
+    SIGNATURE_SUFFIX,
+    StoredBackup,
+    safety_name,
+    validate_database_name,
+)
 from .multipart import MultipartUpload, ObjectInfo
 from .s3 import S3BackupStore
 
@@ -16,6 +25,7 @@ __all__ = [
     "BACKUPS",
     "ROLES_NAME",
     "SAFETY",
+    "SIGNATURE_SUFFIX",
     "BackupStore",
     "MultipartUpload",
     "ObjectInfo",
@@ -29,6 +39,8 @@ __all__ = [
 
 class BackupStore(Protocol):
     """What the jobs need from a store of backups."""
+
+    prefix: str  # where the layout starts in the bucket ("" or "team-a/"); see records.py
 
     @property
     def url(self) -> str: ...
@@ -49,6 +61,7 @@ class BackupStore(Protocol):
         self, key: str, data: bytes, content_type: str = ..., *, tier: str | None = None
     ) -> None: ...
     def delete_prefix(self, prefix: str) -> int: ...
+    def locked_until(self, prefix: str, now: datetime | None = None) -> datetime | None: ...
     def adopt_encryption_of(self, manifest: Manifest) -> None: ...
 
     # reading
@@ -69,11 +82,21 @@ class BackupStore(Protocol):
     def load_manifest(self, stored: StoredBackup) -> Manifest: ...
     def load_verification(self, stored: StoredBackup) -> dict[str, Any] | None: ...
     def load_verifications(self, stored: StoredBackup) -> list[dict[str, Any]]: ...
-    def write_verification(self, stored: StoredBackup, report: dict[str, Any]) -> str: ...
+    def write_verification(
+        self,
+        stored: StoredBackup,
+        report: dict[str, Any],
+        *,
+        sign: Callable[[str, bytes], bytes | None] | None = None,
+    ) -> str: ...
 
 
-def open_store(url: str, *, kms_key_id: str | None = None, client: Any = None) -> BackupStore:
+def open_store(
+    url: str, *, kms_key_id: str | None = None, client: Any = None, object_lock: str | None = None
+) -> BackupStore:
     """The store a URL names: s3://BUCKET[/PREFIX] (any S3 endpoint boto3 reaches)."""
     if not (url or "").startswith("s3://"):
         raise BadInput(f"store {url!r} is not an s3://BUCKET[/PREFIX] URL")
-    return S3BackupStore.from_url(url, kms_key_id=kms_key_id, client=client)
+    return S3BackupStore.from_url(
+        url, kms_key_id=kms_key_id, client=client, object_lock=object_lock
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import BackupNotFound, BadInput, IntegrityError
@@ -22,6 +22,7 @@ from .layout import (
     ARCHIVE_NAMES,
     BACKUPS,
     MANIFEST_NAME,
+    SIGNATURE_SUFFIX,
     VERIFICATION_NAME,
     VERIFICATIONS_DIR,
     StoredBackup,
@@ -98,7 +99,9 @@ class Catalog(ABC):
         if entry is None:
             return
         name = obj["Key"].rsplit("/", 1)[-1]
-        if name == MANIFEST_NAME:
+        if name.endswith(SIGNATURE_SUFFIX):
+            pass  # a signature belongs to the object beside it; never a report of its own
+        elif name == MANIFEST_NAME:
             entry.complete = True
         elif name == VERIFICATION_NAME or obj["Key"].startswith(
             f"{entry.prefix}{VERIFICATIONS_DIR}/"
@@ -165,7 +168,10 @@ class Catalog(ABC):
             o["Key"]
             for o in self._iter_objects(stored.prefix)
             if o["Key"] == stored.verification_key
-            or o["Key"].startswith(f"{stored.prefix}{VERIFICATIONS_DIR}/")
+            or (
+                o["Key"].startswith(f"{stored.prefix}{VERIFICATIONS_DIR}/")
+                and not o["Key"].endswith(SIGNATURE_SUFFIX)
+            )
         ]
         reports = []
         for key in sorted(keys, key=lambda k: (k != stored.verification_key, k)):
@@ -181,14 +187,22 @@ class Catalog(ABC):
         """The backup's status: its latest conclusive report (could-not-verify never counts)."""
         return latest_conclusive(self.load_verifications(stored))
 
-    def write_verification(self, stored: StoredBackup, report: dict[str, Any]) -> str:
-        """Each run's evidence is its own object, never overwritten."""
+    def write_verification(
+        self,
+        stored: StoredBackup,
+        report: dict[str, Any],
+        *,
+        sign: Callable[[str, bytes], bytes | None] | None = None,
+    ) -> str:
+        """Each run's evidence is its own object, never overwritten. `sign(key, data)` returns
+        the signature of exactly what is written, stored first beside it (`<key>.sig`)."""
         tier = stored.manifest.tier if stored.manifest else report.get("tier")
+        tier = tier if isinstance(tier, str) else None
         run_id = str(report.get("run_id") or new_run_id())
         key = stored.run_key(run_id)
-        self.put_bytes(
-            key,
-            json.dumps(report, indent=2, default=str).encode(),
-            tier=tier if isinstance(tier, str) else None,
-        )
+        data = json.dumps(report, indent=2, default=str).encode()
+        signature = sign(key, data) if sign is not None else None
+        if signature is not None:
+            self.put_bytes(key + SIGNATURE_SUFFIX, signature, tier=tier)
+        self.put_bytes(key, data, tier=tier)
         return key

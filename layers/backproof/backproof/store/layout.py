@@ -2,8 +2,8 @@
 
 Layout under the store's prefix:
     backups/<database>/<yyyy>/<mm>/<dd>/<backup-id>/{archive.dump[.zst|.gz], roles.json,
-                                                     manifest.json,
-                                                     verifications/<run-id>.json}
+                                                     manifest.json[.sig],
+                                                     verifications/<run-id>.json[.sig]}
 A directory without manifest.json is not a backup (an upload that died, or one in progress).
 """
 
@@ -30,6 +30,8 @@ VERIFICATION_NAME = "verification.json"
 # One evidence object per verification run, never overwritten.
 VERIFICATIONS_DIR = "verifications"
 ARCHIVE_NAMES = {"zstd": "archive.dump.zst", "gzip": "archive.dump.gz", "none": "archive.dump"}
+# A signed object's signature lives beside it: manifest.json.sig, verifications/<run>.json.sig.
+SIGNATURE_SUFFIX = ".sig"
 _DATABASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 

@@ -7,7 +7,9 @@ bucket's default key, else SSE-S3. Never unencrypted.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -19,6 +21,7 @@ from ..errors import BadInput, IntegrityError, StoreUnavailable, UploadFailed
 from ..model.manifest import Manifest
 from .catalog import Catalog
 from .layout import ARCHIVE_NAMES, BACKUPS, backup_prefix, tagging
+from .locking import ENV, LockPolicy, latest_retention, lock_args
 from .multipart import MultipartUpload, ObjectInfo, client_error_code
 
 
@@ -29,10 +32,17 @@ class S3BackupStore(Catalog):
     kms_key_id: str | None = None
     client: Any = None
     _encryption: dict[str, Any] | None = field(default=None, repr=False)
+    # Object Lock per tier for what this store writes (store/locking.py).
+    object_lock: LockPolicy | None = None
 
     @classmethod
     def from_url(
-        cls, url: str, *, kms_key_id: str | None = None, client: Any = None
+        cls,
+        url: str,
+        *,
+        kms_key_id: str | None = None,
+        client: Any = None,
+        object_lock: str | None = None,
     ) -> S3BackupStore:
         parsed = urlparse(url or "")
         if parsed.scheme != "s3" or not parsed.netloc:
@@ -42,7 +52,10 @@ class S3BackupStore(Catalog):
             client = boto3.client(
                 "s3", config=Config(retries={"max_attempts": 8, "mode": "adaptive"})
             )
-        return cls(parsed.netloc, f"{prefix}/" if prefix else "", kms_key_id, client)
+        store = cls(parsed.netloc, f"{prefix}/" if prefix else "", kms_key_id, client)
+        lock = object_lock if object_lock is not None else os.environ.get(ENV)
+        store.object_lock = LockPolicy.parse(lock) if lock else None
+        return store
 
     @property
     def url(self) -> str:
@@ -136,7 +149,11 @@ class S3BackupStore(Catalog):
             self.bucket,
             key,
             content_type=content_type,
-            object_args={**tagging(tier), **self.encryption_args()},
+            object_args={
+                **tagging(tier),
+                **self.encryption_args(),
+                **lock_args(self.object_lock, tier),
+            },
             head=self.head,
         )
 
@@ -157,6 +174,7 @@ class S3BackupStore(Catalog):
                 ChecksumAlgorithm="SHA256",
                 **tagging(tier),
                 **self.encryption_args(),
+                **lock_args(self.object_lock, tier),
             )
         except (ClientError, BotoCoreError) as exc:
             raise UploadFailed(f"could not write s3://{self.bucket}/{key}: {exc}") from exc
@@ -186,6 +204,19 @@ class S3BackupStore(Catalog):
                 f"deleted; first: {first.get('Key')}: {reason}"
             )
         return len(keys)
+
+    def locked_until(self, prefix: str, now: datetime | None = None) -> datetime | None:
+        """The latest Object Lock retain-until date in the future of any object under
+        `prefix` (None: nothing there is under retention, so it may be deleted)."""
+        now = now or datetime.now(UTC)
+        try:
+            heads = [
+                self.client.head_object(Bucket=self.bucket, Key=o["Key"])
+                for o in self._iter_objects(prefix)
+            ]
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read s3://{self.bucket}/{prefix}: {exc}") from exc
+        return latest_retention(heads, now)
 
     # -- reading -----------------------------------------------------------------------------
     def head(self, key: str) -> ObjectInfo:
