@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -23,15 +24,19 @@ from rich.table import Table
 
 from ..errors import ConfigurationError
 from ..jobs.backup import BackupRequest, run_backup
+from ..jobs.evidence import build_bundle, check_bundle
 from ..jobs.listing import list_backups
+from ..jobs.status import store_status
 from ..jobs.verify import VerifyOptions, verify_backup
 from ..model.operator import OperatorChecks
 from ..pg.cluster import LocalCluster
+from ..signing import open_signing
 from ..store import open_store
 from .args import Subparsers
 from .demo_seed import seed_shop
 from .progress import DemoSteps, backup_messages
 from .render import render_report, render_table
+from .status import render as render_status
 
 DEMO_REGION = "us-east-1"
 DEMO_BUCKET = "backproof-demo"
@@ -93,6 +98,13 @@ def run_demo(console: Console, *, scale: float = 1.0, report_file: Path | None =
             kms = boto3.client("kms")
             key_arn = kms.create_key(Description="backproof demo key")["KeyMetadata"]["Arn"]
             kms.enable_key_rotation(KeyId=key_arn)
+            # An asymmetric key signs every manifest and report, as the deployed task's does.
+            signing_key = kms.create_key(
+                Description="backproof demo signing key",
+                KeySpec="ECC_NIST_P256",
+                KeyUsage="SIGN_VERIFY",
+            )["KeyMetadata"]["Arn"]
+            signing = open_signing(kms_key_id=signing_key, kms_client=kms)
         with steps.step("start source PostgreSQL and seed a shop") as note:
             source = stack.enter_context(LocalCluster(name="backproof-demo-source"))
             source.create_database(DEMO_DATABASE)
@@ -103,7 +115,13 @@ def run_demo(console: Console, *, scale: float = 1.0, report_file: Path | None =
         spec = source.target(DEMO_DATABASE)
         with steps.step("back up (one snapshot, streamed, SSE-KMS)") as note:
             result = run_backup(
-                BackupRequest(source=spec, store=store, database_name=DEMO_DATABASE, tier="daily"),
+                BackupRequest(
+                    source=spec,
+                    store=store,
+                    database_name=DEMO_DATABASE,
+                    tier="daily",
+                    signing=signing,
+                ),
                 progress=backup_messages(note),
             )
         backup_id = result.manifest.backup_id
@@ -117,9 +135,16 @@ def run_demo(console: Console, *, scale: float = 1.0, report_file: Path | None =
         )
         with steps.step("verify by restore into a throwaway cluster") as note:
             report = verify_backup(
-                store, backup_id, options=VerifyOptions(operator_checks=checks), progress=note
+                store,
+                backup_id,
+                options=VerifyOptions(operator_checks=checks, signing=signing),
+                progress=note,
             )
         listing = render_table(list_backups(store))
+        with steps.step("status, and the evidence bundle checked offline"):
+            status = store_status(store)
+            bundle = json.dumps(build_bundle(store, backup_id, signing=signing)).encode()
+            bundle_check = check_bundle(bundle)
         report_json = report.to_json()
         with steps.step("shut everything down"):
             stack.close()
@@ -129,6 +154,17 @@ def run_demo(console: Console, *, scale: float = 1.0, report_file: Path | None =
     render_report(report, console)
     console.print("\n[bold]backproof list[/] (as it stood before shutdown):")
     console.print(listing, highlight=False)
+    console.print("\n[bold]backproof status[/]:")
+    console.print(render_status(status), highlight=False)
+    console.print(
+        f"\n[bold]backproof evidence --check[/] on the bundle of {backup_id} "
+        f"({len(bundle) // 1024} KiB, checked with nothing but itself):"
+    )
+    console.print("\n".join(f"  {line}" for line in bundle_check.lines()), highlight=False)
+    console.print(
+        "evidence bundle: " + ("valid" if bundle_check.ok else "NOT VALID"),
+        style="bold green" if bundle_check.ok else "bold red",
+    )
     where = f"s3://{DEMO_BUCKET}/{report.report_key}" if report.report_key else "-"
     console.print(
         f"\nThe evidence was {where} on the embedded store (gone with it)"
@@ -139,7 +175,7 @@ def run_demo(console: Console, *, scale: float = 1.0, report_file: Path | None =
         )
         + "."
     )
-    return 0 if report.passed else 1
+    return 0 if report.passed and status.healthy and bundle_check.ok else 1
 
 
 def _print_summary(
