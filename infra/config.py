@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 TIERS = ("daily", "weekly", "monthly", "yearly")
+# Hours between backups per tier, plus slack for the dump, the wait for a slot and the verify.
+TIER_HOURS = {"daily": 24, "weekly": 7 * 24, "monthly": 31 * 24, "yearly": 366 * 24}
+VERIFY_SLACK_HOURS = 14
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 # An EventBridge Scheduler cron expression: cron(minutes hours day-of-month month day-of-week year)
 CRON = re.compile(r"^cron\((\S+\s+){5}\S+\)$")
@@ -157,6 +160,9 @@ class Database:
     task_cpu: int = 1024
     task_memory_mib: int = 4096
     rto_target_minutes: int = 60
+    # Recovery point objective: how old the data a verified restore brings back may be
+    # (default: the most frequent schedule plus VERIFY_SLACK_HOURS, 2280 for a daily one).
+    rpo_target_minutes: int = 2280
     route_table_ids: tuple[str, ...] = ()
     sslmode: str = "verify-full"
     restore_targets: tuple[RestoreTarget, ...] = ()
@@ -202,12 +208,20 @@ class Config:
     alarm_emails: tuple[str, ...] = ()
     max_concurrent_verifications: int = 2
     object_lock_days: int = 0
+    # Per tier, the S3 Object Lock every object of a backup is written under:
+    # {"daily": ("GOVERNANCE", 7)}; the bucket is created with Object Lock when set.
+    object_lock: dict[str, tuple[str, int]] = field(default_factory=dict)
     janitor_schedule: str = "cron(0 * * * ? *)"
     vpc_endpoints: bool = False
     # A Secrets Manager secret holding a Slack-compatible incoming webhook URL.
     chat_webhook_secret_arn: str | None = None
     # Also tell people about each verified backup (failures are always told).
     notify_success: bool = False
+
+    @property
+    def object_lock_spec(self) -> str:
+        """The policy as the engine reads it (`BACKPROOF_OBJECT_LOCK`, `--object-lock`)."""
+        return ",".join(f"{t}={mode}:{days}" for t, (mode, days) in self.object_lock.items())
 
     def networks(self) -> dict[str, Network]:
         """The distinct VPCs, with every configured subnet in each."""
@@ -395,6 +409,11 @@ def _database(raw: Any, index: int) -> Database:
         task_cpu=cpu,
         task_memory_mib=memory,
         rto_target_minutes=reader.get("rto_target_minutes", int, 60),
+        rpo_target_minutes=reader.get(
+            "rpo_target_minutes",
+            int,
+            (min(TIER_HOURS[t] for t in schedules) + VERIFY_SLACK_HOURS) * 60,
+        ),
         route_table_ids=reader.strings("route_table_ids", ROUTE_TABLE_ID, [], non_empty=False),
         sslmode=_sslmode(reader),
         restore_targets=_restore_targets(reader),
@@ -405,6 +424,13 @@ def _database(raw: Any, index: int) -> Database:
         verify_point_in_time=verify_point_in_time,
     )
     reader.done()
+    for target in ("rto_target_minutes", "rpo_target_minutes"):
+        if getattr(db, target) <= 0:
+            raise _fail(
+                reader.where,
+                target,
+                f"must be a positive number of minutes, got {getattr(db, target)}",
+            )
     if not 0 <= db.snapshot_idle_timeout_minutes <= 1440:
         raise _fail(
             reader.where,
@@ -430,6 +456,27 @@ def _database(raw: Any, index: int) -> Database:
             "makes the settings too large for one SSM parameter; shorten the assertions",
         )
     return db
+
+
+def _object_lock(raw: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    """`{"daily": {"mode": "GOVERNANCE", "days": 7}, ...}` per tier (safety too)."""
+    tiers = {}
+    for tier, value in raw.items():
+        reader = _Reader(value, "deployment")
+        where = f"object_lock.{tier}"
+        if tier not in (*TIERS, "safety"):
+            raise _fail("deployment", where, f"is not a tier; use one of {', '.join(TIERS)}")
+        mode = reader.get("mode", str)
+        days = reader.get("days", int)
+        reader.done()
+        if mode not in ("GOVERNANCE", "COMPLIANCE"):
+            raise _fail(
+                "deployment", f"{where}.mode", f"must be GOVERNANCE or COMPLIANCE, got {mode!r}"
+            )
+        if not 1 <= days <= 36500:
+            raise _fail("deployment", f"{where}.days", f"must be 1..36500, got {days}")
+        tiers[tier] = (mode, days)
+    return tiers
 
 
 def load(raw: Any) -> Config:
@@ -459,6 +506,7 @@ def load(raw: Any) -> Config:
     lock_days = reader.get("object_lock_days", int, 0)
     if lock_days < 0:
         raise _fail("deployment", "object_lock_days", "must be 0 (off) or a number of days")
+    object_lock = _object_lock(reader.get("object_lock", dict, {}))
     endpoints = reader.get("vpc_endpoints", bool, False)
     for db in databases:
         if endpoints and not db.route_table_ids:
@@ -473,6 +521,7 @@ def load(raw: Any) -> Config:
         alarm_emails=reader.strings("alarm_emails", EMAIL, [], non_empty=False),
         max_concurrent_verifications=concurrency,
         object_lock_days=lock_days,
+        object_lock=object_lock,
         janitor_schedule=reader.get("janitor_schedule", str, "cron(0 * * * ? *)", pattern=CRON),
         vpc_endpoints=endpoints,
         chat_webhook_secret_arn=reader.get(

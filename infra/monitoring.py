@@ -22,12 +22,13 @@ from backproof.contract import (
     METRIC_BACKUP_BYTES,
     METRIC_INSTANCES_NOT_DELETED,
     METRIC_LEAKED_INSTANCES,
+    METRIC_RECOVERY_POINT_AGE,
     METRIC_RESTORE_SECONDS,
     METRIC_SECONDS_SINCE_VERIFIED,
     METRICS_NAMESPACE,
 )
 
-from .config import Config, Database
+from .config import TIER_HOURS, VERIFY_SLACK_HOURS, Config, Database
 
 RECORD_SERVICE = "backproof-record"
 JANITOR_SERVICE = "backproof-janitor"
@@ -36,9 +37,6 @@ FRESHNESS_SERVICE = "backproof-freshness"
 # row breach (or have no data), so one late invocation never pages, a stopped one does.
 FRESHNESS_PERIOD = Duration.minutes(15)
 FRESHNESS_PERIODS = 2
-# Hours between backups per tier, plus slack for the dump, the wait for a slot and the verify.
-TIER_HOURS = {"daily": 24, "weekly": 7 * 24, "monthly": 31 * 24, "yearly": 366 * 24}
-VERIFY_SLACK_HOURS = 14
 AT_LEAST = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
 
@@ -196,6 +194,20 @@ class Monitoring(Construct):
                 "recovery target. Size the restore task (task_cpu/task_memory_mib) or revisit the "
                 "target.",
                 threshold=db.rto_target_minutes * 60,
+                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            )
+            # Minimum over the day: an ad-hoc verification of an old backup (naturally old
+            # data) does not page when the day's scheduled verification was fresh.
+            alarm(
+                f"RpoOverTarget-{db.name}",
+                app_metric(
+                    METRIC_RECOVERY_POINT_AGE, RECORD_SERVICE, db.name, "Minimum", Duration.days(1)
+                ),
+                f"{db.name}: the freshest verified recovery point of the day was older than the "
+                f"{db.rpo_target_minutes} min recovery point target when its restore was checked. "
+                "Back up more often, shorten the dump and the wait for a verification slot, or "
+                "revisit the target.",
+                threshold=db.rpo_target_minutes * 60,
                 comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             )
             self._size_anomaly(

@@ -62,6 +62,13 @@ def _success(kind: str, result: dict[str, Any]) -> None:
         metrics.add_metric(
             name=contract.METRIC_RESTORE_SECONDS, unit=MetricUnit.Seconds, value=float(seconds)
         )
+    recovery = result.get("recovery") or {}
+    for name, key in (
+        (contract.METRIC_RECOVERY_SECONDS, "recovery_seconds"),
+        (contract.METRIC_RECOVERY_POINT_AGE, "recovery_point_age_seconds"),
+    ):
+        if recovery.get(key) is not None:
+            metrics.add_metric(name=name, unit=MetricUnit.Seconds, value=float(recovery[key]))
 
 
 @logger.inject_lambda_context

@@ -171,7 +171,7 @@ def build(
             "--target-url",
             url,
         ]
-        argv += check_args(request)
+        argv += check_args(request) + target_args(request)
         return Invocation([*argv, "--json"], {"PGPASSWORD": password}, target_url=url)
 
     argv = (
@@ -223,6 +223,7 @@ def native(request: dict[str, Any], secrets: Any, store: str) -> Invocation:
     )
     if way.get("kind") == "snapshot":
         argv = ["verify-snapshot", "--snapshot", way["snapshot_id"], "--snapshot-time", way["at"]]
+        argv += ["--snapshot-type", str(way.get("snapshot_type") or "")]
     else:
         argv = ["pitr", "--time", way["at"]]
     argv += ["--source-instance", way["source_instance"], "--engine-version"]
@@ -246,6 +247,18 @@ def check_args(request: dict[str, Any]) -> list[str]:
         argv += ["--assert", assertion]
     for column, age in (checks.get("freshness") or {}).items():
         argv += ["--fresh", f"{column}={age}"]
+    return argv
+
+
+def target_args(request: dict[str, Any]) -> list[str]:
+    """The database's recovery time and point objectives, held against in the evidence."""
+    argv = []
+    for flag, key in (
+        ("--rto-target", "rto_target_minutes"),
+        ("--rpo-target", "rpo_target_minutes"),
+    ):
+        if request.get(key):
+            argv += [flag, f"{int(request[key])}m"]
     return argv
 
 

@@ -191,7 +191,14 @@ def test_kms_grants_only_for_rds(synth: Synth) -> None:
     ]
     assert grants
     for statement in grants:
-        assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+        condition = dict(statement["Condition"])
+        assert condition.pop("Bool") == {"kms:GrantIsForAWSResource": "true"}
+        # A grant on any key (a restore keeps its source's key) is for RDS's use only
+        resource = statement["Resource"]
+        if not (isinstance(resource, dict) and "Fn::GetAtt" in resource):  # not the stack's key
+            via = condition.pop("StringEquals")["kms:ViaService"]
+            assert "rds." in json.dumps(via)
+        assert condition == {}
 
 
 # -- compute -----------------------------------------------------------------------------------
@@ -264,7 +271,7 @@ def _schedule_inputs(template: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_one_schedule_per_database_and_tier_plus_the_janitor(synth_two: Synth) -> None:
     inputs = _schedule_inputs(synth_two.template)
-    backups = sorted((i["database"], i["tier"]) for i in inputs if i)
+    backups = sorted((i["database"], i["tier"]) for i in inputs if "tier" in i)
     assert backups == [
         ("billing", "daily"),
         ("billing", "yearly"),
@@ -327,6 +334,7 @@ def test_topic_is_encrypted_and_every_alarm_notifies_it(synth: Synth) -> None:
         "MonitoringInstanceLeaked",
         "MonitoringNoVerifiedBackuporders",
         "MonitoringRtoOverTargetorders",
+        "MonitoringRpoOverTargetorders",
         "MonitoringSizeAnomalyorders",
     ):
         assert any(n.startswith(prefix) for n in names), (prefix, names)

@@ -20,6 +20,9 @@ EPHEMERAL_TAG = "backproof:ephemeral"
 EXPIRES_TAG = "backproof:expires-at"
 BACKUP_TAG = "backproof:backup-id"
 DEPLOYMENT_TAG = "backproof:deployment"
+# On an instance restored from RDS's own backups: what it was restored from (a snapshot, or a
+# source instance and time), for whoever finds it in the console.
+RESTORED_FROM_TAG = "backproof:restored-from"
 # On every dump/restore task: the execution that started it, so an execution that ends
 # (timed out, failed, stopped) can have its task stopped.
 EXECUTION_TAG = "backproof:execution"
@@ -36,6 +39,9 @@ METRIC_VERIFICATION_INCOMPLETE = "VerificationIncomplete"
 METRIC_RESTORE_FAILED = "RestoreFailed"
 METRIC_CHECK_FAILURES = "CheckFailures"
 METRIC_RESTORE_SECONDS = "RestoreSeconds"
+# Per verification: time to a checked database (RTO measured) and the data's age then (RPO).
+METRIC_RECOVERY_SECONDS = "RecoverySeconds"
+METRIC_RECOVERY_POINT_AGE = "RecoveryPointAgeSeconds"
 METRIC_LEAKED_INSTANCES = "LeakedInstancesDeleted"
 METRIC_INSTANCES_NOT_DELETED = "ExpiredInstancesNotDeleted"
 METRIC_STALE_SLOTS = "StaleSlotsReleased"

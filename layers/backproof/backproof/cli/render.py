@@ -141,6 +141,8 @@ def _render_footer(report: VerificationReport, console: Console) -> None:
     style = "bold green" if report.passed else "bold red"
     if report.kind == "restore":
         word = "RESTORED, checks agree" if report.passed else "RESTORED, CHECKS FAILED"
+    elif report.kind == "rollback":
+        word = "ROLLED BACK, checks agree" if report.passed else "ROLLED BACK, CHECKS FAILED"
     else:
         word = "VERIFIED" if report.passed else "FAILED"
     console.print(

@@ -40,6 +40,11 @@ def register(sub: Subparsers) -> None:
         metavar="AGE",
         help="recovery-time target the last measured restore is held against, e.g. 60m",
     )
+    p.add_argument(
+        "--rpo-target",
+        metavar="AGE",
+        help="recovery-point target the newest verified backup's age is held against, e.g. 38h",
+    )
     add_output_args(p)
     p.set_defaults(handler=run)
 
@@ -47,8 +52,13 @@ def register(sub: Subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     limits = AgeLimits.parse(args.max_age)
     rto = parse_duration(args.rto_target) if args.rto_target else None
+    rpo = parse_duration(args.rpo_target) if args.rpo_target else None
     report = store_status(
-        open_store(args.store), database=args.database_name, limits=limits, rto_target=rto
+        open_store(args.store),
+        database=args.database_name,
+        limits=limits,
+        rto_target=rto,
+        rpo_target=rpo,
     )
     if args.json:
         print(json.dumps(report.to_dict()))
@@ -94,12 +104,23 @@ def sparkline(values: list[int]) -> str:
 
 
 def _restore(d: DatabaseStatus) -> str:
-    if d.restore is None or d.restore.restore_seconds is None:
+    """RTO: the last measured time to a checked database, against the target."""
+    if d.recovery_seconds is None:
         return "-"
-    text = f"{d.restore.restore_seconds:.0f}s"
+    text = f"{d.recovery_seconds:.0f}s"
     if d.rto_target is not None:
         target = age(d.rto_target.total_seconds())
         text += f" / {target} " + ("ok" if d.rto_met else "OVER")
+    return text
+
+
+def _point(d: DatabaseStatus) -> str:
+    """RPO: what a restore now would lose (the newest verified backup's age), against the target."""
+    if d.verified_age_seconds is None:
+        return "-"
+    text = age(d.verified_age_seconds)
+    if d.rpo_target is not None:
+        text += f" / {age(d.rpo_target.total_seconds())} " + ("ok" if d.rpo_met else "OVER")
     return text
 
 
@@ -118,6 +139,7 @@ def _row(d: DatabaseStatus) -> list[str]:
         age(d.max_age.total_seconds()),
         f"{age(failed.age_seconds)} ago" if failed else "-",
         _restore(d),
+        _point(d),
         f"{sparkline(trend)} {size(trend[-1])}" if trend else "-",
     ]
 
@@ -132,7 +154,8 @@ def render(report: StatusReport) -> str:
         "NEWEST VERIFIED",
         "ALLOWED",
         "LAST FAILED",
-        "RESTORE",
+        "RESTORE (RTO)",
+        "DATA LOSS (RPO)",
         "SIZE TREND",
     ]
     body = [_row(d) for d in report.databases]

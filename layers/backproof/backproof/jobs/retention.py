@@ -8,6 +8,8 @@ Rules, in order:
    `keep` keeps everything (manual backups by default).
 3. Uploads without a manifest older than `incomplete_after` are removed (a died job's parts);
    younger ones may still be in progress and are left alone.
+4. A backup due for deletion whose objects are still under S3 Object Lock retention is kept
+   and reported "locked until …" (store/locking.py): never deleted, never a failure.
 A dry run returns the same plan without deleting anything.
 """
 
@@ -71,6 +73,8 @@ class RetentionPlan:
     dry_run: bool = True
     deleted: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
+    # Due for deletion but under Object Lock retention: {"backup_id", "locked_until"}.
+    locked: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def to_delete(self) -> list[Decision]:
@@ -83,6 +87,7 @@ class RetentionPlan:
             "delete": len(self.to_delete),
             "deleted": self.deleted,
             "failed": self.failed,
+            "locked": self.locked,
             "decisions": [asdict(d) for d in self.decisions],
         }
 
@@ -151,6 +156,16 @@ def _incomplete(b: StoredBackup, database: str, policy: RetentionPolicy, now: da
     )
 
 
+def _keep_locked(store: BackupStore, plan: RetentionPlan, now: datetime) -> None:
+    """Backups due for deletion but under Object Lock retention are kept, with the date."""
+    for decision in plan.to_delete:
+        until = store.locked_until(decision.prefix, now)
+        if until is not None:
+            decision.action = "keep"
+            decision.reason = f"locked until {until.isoformat()} (Object Lock retention)"
+            plan.locked.append({"backup_id": decision.backup_id, "locked_until": until.isoformat()})
+
+
 def apply_retention(
     store: BackupStore,
     policy: RetentionPolicy,
@@ -166,6 +181,7 @@ def apply_retention(
     backups = store.list_backups(database, include_incomplete=True, namespace=namespace)
     plan = plan_retention(backups, policy, now, in_use)
     plan.dry_run = dry_run
+    _keep_locked(store, plan, now or datetime.now(UTC))
     if dry_run:
         return plan
     for decision in plan.to_delete:

@@ -68,6 +68,9 @@ class Run:
     age_seconds: float
     restore_seconds: float | None
     detail: str | None  # the error, or the first failed check
+    # Time to a checked database and the data's age then (model/recovery.py), when measured.
+    recovery_seconds: float | None = None
+    recovery_point_age_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +79,8 @@ class Run:
             "finished_at": self.finished_at.isoformat(),
             "age_seconds": self.age_seconds,
             "restore_seconds": self.restore_seconds,
+            "recovery_seconds": self.recovery_seconds,
+            "recovery_point_age_seconds": self.recovery_point_age_seconds,
             "detail": self.detail,
         }
 
@@ -90,6 +95,9 @@ class DatabaseStatus:
     # The newest run that measured a restore, and the target it is held against.
     restore: Run | None = None
     rto_target: timedelta | None = None
+    # The recovery point objective, held against the newest verified backup's age: the data a
+    # restore right now would lose.
+    rpo_target: timedelta | None = None
     # (backup id, archive bytes) of the last backups, oldest first.
     sizes: list[tuple[str, int]] = field(default_factory=list)
     backups: int = 0
@@ -104,10 +112,25 @@ class DatabaseStatus:
         return age is not None and age <= self.max_age.total_seconds()
 
     @property
-    def rto_met(self) -> bool | None:
-        if self.rto_target is None or self.restore is None or self.restore.restore_seconds is None:
+    def recovery_seconds(self) -> float | None:
+        """The last measured time to a checked database (older reports: the restore alone)."""
+        if self.restore is None:
             return None
-        return self.restore.restore_seconds <= self.rto_target.total_seconds()
+        measured = self.restore.recovery_seconds
+        return measured if measured is not None else self.restore.restore_seconds
+
+    @property
+    def rto_met(self) -> bool | None:
+        if self.rto_target is None or self.recovery_seconds is None:
+            return None
+        return self.recovery_seconds <= self.rto_target.total_seconds()
+
+    @property
+    def rpo_met(self) -> bool | None:
+        age = self.verified_age_seconds
+        if self.rpo_target is None or age is None:
+            return None
+        return age <= self.rpo_target.total_seconds()
 
     @property
     def problems(self) -> list[str]:
@@ -118,6 +141,8 @@ class DatabaseStatus:
             found.append(f"newest verified backup is older than the allowed {_short(self.max_age)}")
         if self.rto_met is False:
             found.append("last restore slower than the recovery-time target")
+        if self.rpo_met is False:
+            found.append("newest verified backup older than the recovery-point target")
         return found
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,6 +162,12 @@ class DatabaseStatus:
             "restore_backup_id": self.restore.backup_id if self.restore else None,
             "rto_target_seconds": _seconds(self.rto_target) if self.rto_target else None,
             "rto_met": self.rto_met,
+            "recovery_seconds": self.recovery_seconds,
+            "recovery_point_age_seconds": (
+                self.restore.recovery_point_age_seconds if self.restore else None
+            ),
+            "rpo_target_seconds": _seconds(self.rpo_target) if self.rpo_target else None,
+            "rpo_met": self.rpo_met,
             "size_trend": [{"backup_id": b, "size": s} for b, s in self.sizes],
             "backups": self.backups,
             "problems": self.problems,
@@ -252,6 +283,8 @@ def _last_runs(backups: Iterable[StoredBackup], now: datetime) -> list[Run]:
         for report in _runs(b):
             verdict, seconds = verification_status(report)
             finished = _when(report, b.created_at)
+            section = report.get("recovery")
+            measured: dict[str, Any] = section if isinstance(section, dict) else {}
             runs.append(
                 Run(
                     verdict,
@@ -260,6 +293,8 @@ def _last_runs(backups: Iterable[StoredBackup], now: datetime) -> list[Run]:
                     _seconds(now - finished),
                     seconds,
                     _detail(report),
+                    measured.get("recovery_seconds"),
+                    measured.get("recovery_point_age_seconds"),
                 )
             )
     return sorted(runs, key=lambda r: r.finished_at)
@@ -272,6 +307,7 @@ def database_status(
     max_age: timedelta = DEFAULT_MAX_AGE,
     rto_target: timedelta | None = None,
     now: datetime | None = None,
+    rpo_target: timedelta | None = None,
 ) -> DatabaseStatus:
     """The status of one database from its stored backups (any order; others are ignored)."""
     now = now or datetime.now(UTC)
@@ -279,7 +315,9 @@ def database_status(
         (b for b in backups if b.database == database and b.complete and _tier(b) != SAFETY_TIER),
         key=lambda b: b.backup_id,
     )
-    status = DatabaseStatus(database, max_age, rto_target=rto_target, backups=len(mine))
+    status = DatabaseStatus(
+        database, max_age, rto_target=rto_target, rpo_target=rpo_target, backups=len(mine)
+    )
     if mine:
         status.newest = _ref(mine[-1], now)
     verified = [b for b in mine if verification_status(b.verification)[0] == VERIFIED]
@@ -287,7 +325,7 @@ def database_status(
         status.newest_verified = _ref(verified[-1], now)
     runs = _last_runs(mine, now)
     status.last_runs = {r.verdict: r for r in runs}
-    timed = [r for r in runs if r.restore_seconds is not None]
+    timed = [r for r in runs if r.restore_seconds is not None or r.recovery_seconds is not None]
     status.restore = timed[-1] if timed else None
     status.sizes = [
         (b.backup_id, size) for b in mine[-TREND_LENGTH:] if (size := _size(b)) is not None
@@ -302,6 +340,7 @@ def store_status(
     limits: AgeLimits | None = None,
     rto_target: timedelta | None = None,
     now: datetime | None = None,
+    rpo_target: timedelta | None = None,
 ) -> StatusReport:
     """Every database in the store (or the one named, even with no backups at all). A database
     whose only backups are safety backups (a restore target) is not one that is protected."""
@@ -310,7 +349,14 @@ def store_status(
     backups = store.list_backups(database)
     names = {database} if database else {b.database for b in backups if _tier(b) != SAFETY_TIER}
     statuses = [
-        database_status(name, backups, max_age=limits.of(name), rto_target=rto_target, now=now)
+        database_status(
+            name,
+            backups,
+            max_age=limits.of(name),
+            rto_target=rto_target,
+            rpo_target=rpo_target,
+            now=now,
+        )
         for name in sorted(names)
     ]
     return StatusReport(store.url, now, statuses)

@@ -18,6 +18,8 @@ from typing import Any
 
 from .. import __version__
 from .checks import FAIL, PASS, SKIP, WARN, CheckResult
+from .recovery import RecoveryTargets
+from .recovery import recovery as recovery_section
 
 FORMAT = "backproof.verification"
 FORMAT_VERSION = 1
@@ -70,6 +72,15 @@ class VerificationReport:
     report_key: str | None = None
     kind: str = "verification"  # or "restore" for an operator restore
     run_id: str = field(default_factory=new_run_id)
+    # Recovery time and point objectives the run is held against (model/recovery.py).
+    targets: RecoveryTargets | None = None
+
+    @property
+    def recovery(self) -> dict[str, Any]:
+        """Time to a checked database and the data's age then, with verdicts on the targets."""
+        return recovery_section(
+            self.timings, self.snapshot_taken_at, self.finished_at, self.targets
+        )
 
     @property
     def failures(self) -> list[CheckResult]:
@@ -127,6 +138,7 @@ class VerificationReport:
             "operator_failures": [_short(c) for c in self.operator_failures],
             "error": self.error,
             "timings": self.timings,
+            "recovery": self.recovery,
             "instance": self.instance,
             "tools": {**self.tools, "backproof": __version__, "python": platform.python_version()},
             "restore_messages": [
@@ -148,6 +160,7 @@ class VerificationReport:
             "error": self.error,
             "summary": self.counts(),
             "timings": self.timings,
+            "recovery": self.recovery,
             "instance": self.instance.get("kind"),
             "report_key": self.report_key,
         }

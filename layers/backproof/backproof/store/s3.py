@@ -6,8 +6,8 @@ bucket's default key, else SSE-S3. Never unencrypted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
