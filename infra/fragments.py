@@ -36,6 +36,7 @@ INSTANCE_DEAD_STATUSES = (
     "incompatible-parameters",
     "incompatible-network",
     "incompatible-option-group",
+    "incompatible-restore",  # a snapshot or point-in-time restore that RDS could not finish
     "storage-full",
     "deleting",
     "not-found",
@@ -380,12 +381,19 @@ class Fragments:
         )
 
     def create_and_wait(
-        self, prefix: str, ready: sfn.IChainable, delete: sfn.IChainable
+        self,
+        prefix: str,
+        ready: sfn.IChainable,
+        delete: sfn.IChainable,
+        *,
+        create: tasks.LambdaInvoke | None = None,
     ) -> sfn.IChainable:
         """Name, create and poll a new instance; `ready` runs once it is available.
 
         The instance name is chosen before creation, so a creation that half-succeeded
-        can still be deleted by name. Every failure from here on goes to `delete`.
+        can still be deleted by name. Every failure from here on goes to `delete`. `create`
+        replaces the default creation step (a restore of RDS's own backups: infra/native.py);
+        it reads the name at $.instance.instance_id and must leave $.instance alone.
         """
         name = sfn.Pass(
             self.scope,
@@ -395,7 +403,7 @@ class Fragments:
             },
             result_path="$.instance",
         )
-        create = self.invoke(
+        create = create or self.invoke(
             f"{prefix}CreateInstance",
             "create_instance",
             {

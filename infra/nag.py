@@ -249,6 +249,13 @@ def acknowledge(
             "notify",
         ],
         "janitor": ["janitor", "notify"],
+        "native": [
+            "native_plan",
+            "restore_instance",
+            "describe_instance",
+            "delete_instance",
+            "notify",
+        ],
     }
     for name, machine in machines.items():
         policy = _policy(machine.role)  # type: ignore[attr-defined]
@@ -271,7 +278,7 @@ def acknowledge(
                 ARN.format(service="ssm", rest=f"parameter{settings_prefix}/*"),
                 "One settings parameter per configured database under this deployment's prefix.",
             )
-        if name in ("verify", "backup", "restore"):
+        if name in ("verify", "backup", "restore", "native"):
             _wild(
                 policy,
                 task_arn_resource,
@@ -284,4 +291,106 @@ def acknowledge(
         ARN.format(service="states", rest=f"execution:{verify_name}*"),
         "CDK's StartExecution .sync grant: Describe/StopExecution on the verify machine's "
         "executions.",
+    )
+
+
+def _execution_name(stack: Stack, machine: IConstruct) -> str:
+    """A state machine's name as cdk-nag prints it inside an execution ARN."""
+    logical_id = stack.resolve(stack.get_logical_id(machine.node.default_child))  # type: ignore[arg-type]
+    return json.dumps(
+        {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": logical_id}]}]}, separators=(",", ":")
+    )
+
+
+def acknowledge_ways_back(
+    stack: Stack,
+    *,
+    functions: dict[str, lambda_.Function],
+    task_role: iam.IRole,
+    bucket: IConstruct,
+    native_machine: IConstruct,
+    restore_machine: IConstruct,
+    settings_prefix: str,
+) -> None:
+    """RDS's own ways back (infra/native.py) and restore records (a rollback)."""
+    ARN.bind(stack)
+    task_policy = _policy(task_role)
+    for prefix, what in (
+        ("restores", "Each operator restore's record (restores/<date>/<restore id>.json)"),
+        ("snapshots", "The evidence of each snapshot verification"),
+        ("point-in-time", "The evidence of each point-in-time verification"),
+    ):
+        _wild(
+            task_policy,
+            f"{_ref(bucket)}/{prefix}/*",
+            f"{what}; keys (database, date, run id) are only known at run time.",
+        )
+    validate = _policy(functions["validate_restore"].role)
+    _wild(
+        validate,
+        f"{_ref(bucket)}/restores/*",
+        "A rollback request names a restore id: its record is read to find the safety backup.",
+    )
+    _wild(
+        validate,
+        f"{_ref(bucket)}/safety/*",
+        "A rollback restores the safety backup its restore took; its manifest is read to plan.",
+    )
+    plan = _policy(functions["native_plan"].role)
+    _wild(
+        plan,
+        f"{_ref(bucket)}/backups/*",
+        "The nearest logical backup of the database is found by reading its manifests.",
+    )
+    _wild(
+        plan,
+        ARN.format(service="ssm", rest=f"parameter{settings_prefix}/*"),
+        "Reads one settings parameter per configured database (its rds_instance_id).",
+    )
+    for rest, reason in (
+        ("db:*", "Reads a configured source instance and its restore window; read-only."),
+        ("snapshot:*", "Lists a source instance's snapshots (names chosen by RDS or people)."),
+        ("auto-backup:*", "Reads a source instance's automated backups' restore window."),
+    ):
+        _wild(plan, ARN.format(service="rds", rest=rest), reason)
+    restore = _policy(functions["restore_instance"].role)
+    for rest, reason in (
+        (
+            f"db:{INSTANCE_PREFIX}*",
+            "Restores only into bp-<uuid> instances, named per execution, with the "
+            "backproof:ephemeral request tag (statement condition).",
+        ),
+        ("og:default:*", "A restore authorizes against the engine's default option group."),
+        ("pg:default.*", "A restore authorizes against the engine's default parameter group."),
+        (
+            "snapshot:*",
+            "Snapshots of the configured sources are chosen at run time (automated ones are "
+            "named by RDS); the restore creates only tagged bp-* instances.",
+        ),
+    ):
+        _wild(restore, ARN.format(service="rds", rest=rest), reason)
+    _wild(
+        restore,
+        ARN.format(service="secretsmanager", rest="secret:rds!*"),
+        "With ManageMasterUserPassword RDS creates the restored instance's master secret "
+        "(rds!db-<uuid>) with the caller's rights.",
+    )
+    _wild(
+        restore,
+        ARN.format(service="kms", rest="key/*"),
+        "A restore keeps its source's storage key, whichever it is: RDS needs a grant on it "
+        "(kms:ViaService rds and GrantIsForAWSResource conditions).",
+    )
+    native = _execution_name(stack, native_machine)
+    _wild(
+        _policy(functions["janitor"].role),
+        ARN.format(service="states", rest=f"execution:{native}:*"),
+        "The janitor reads the status of native verify executions holding a slot; execution "
+        "names are generated.",
+    )
+    _wild(
+        _policy(restore_machine.role),  # type: ignore[attr-defined]
+        ARN.format(service="states", rest=f"execution:{native}*"),
+        "CDK's StartExecution .sync grant: Describe/StopExecution on the native verify "
+        "machine's executions (a point-in-time request).",
     )

@@ -32,6 +32,7 @@ class Schedules(Construct):
         config: Config,
         backup: sfn.IStateMachine,
         janitor: sfn.IStateMachine,
+        native: sfn.IStateMachine,
         freshness: lambda_.IFunction,
         key: kms.IKey,
     ) -> None:
@@ -55,6 +56,35 @@ class Schedules(Construct):
                         input=scheduler.ScheduleTargetInput.from_object(
                             backup_payload(db.name, tier)
                         ),
+                        retry_attempts=3,
+                        max_event_age=Duration.hours(1),
+                    ),
+                    key=key,
+                )
+        # RDS's own ways back, per database where configured: the newest snapshot, the latest
+        # restorable time; each restored into a temporary instance, checked and deleted.
+        for db in config.databases:
+            for mode, when in (
+                ("snapshot", db.verify_snapshots),
+                ("point_in_time", db.verify_point_in_time),
+            ):
+                if when is None:
+                    continue
+                payload = {"database": db.name, "mode": mode}
+                if mode == "point_in_time":
+                    payload["time"] = "latest"
+                self.schedules[(db.name, mode)] = scheduler.Schedule(
+                    self,
+                    f"WayBack-{db.name}-{mode.replace('_', '-')}",
+                    schedule_group=group,
+                    description=f"backproof: verify the {mode.replace('_', '-')} way back of "
+                    f"{db.name}",
+                    schedule=scheduler.ScheduleExpression.expression(
+                        when.cron, TimeZone.of(when.time_zone)
+                    ),
+                    target=targets.StepFunctionsStartExecution(
+                        native,
+                        input=scheduler.ScheduleTargetInput.from_object(payload),
                         retry_attempts=3,
                         max_event_age=Duration.hours(1),
                     ),

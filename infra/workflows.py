@@ -126,6 +126,9 @@ class VerifyWorkflow(Construct):
                 "rto_target_minutes": sfn.JsonPath.number_at(
                     "$.config.settings.rto_target_minutes"
                 ),
+                "rpo_target_minutes": sfn.JsonPath.number_at(
+                    "$.config.settings.rpo_target_minutes"
+                ),
                 "target": {
                     "instance_id": sfn.JsonPath.string_at("$.instance.instance_id"),
                     "host": sfn.JsonPath.string_at("$.instance.endpoint"),
@@ -458,9 +461,8 @@ class RestoreWorkflow(Construct):
                     "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": sfn.JsonPath.execution_id,
                 }
             ),
-            result_selector={
-                "verification": sfn.JsonPath.string_to_json(sfn.JsonPath.string_at("$.Output"))
-            },
+            # .sync:2: the child's output arrives as JSON, not as a string
+            result_selector={"verification": sfn.JsonPath.object_at("$.Output")},
             result_path="$.point_in_time",
         )
         point_in_time.add_catch(failed, result_path=ERROR_PATH)

@@ -12,6 +12,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from backproof.errors import BadInput
+
 # Attributes of the slot item that are not slot holders.
 SLOT_ITEM_FIELDS = ("pk", "count")
 # Lock items (infra.fragments.Fragments.acquire_lock) carry kind = "lock".
@@ -126,3 +128,23 @@ def database_settings(ssm: Any, prefix: str, database: str) -> dict[str, Any] | 
         raise
     data = json.loads(value)
     return data if isinstance(data, dict) else None
+
+
+def configured_source(ssm: Any, prefix: str, database: str, named: str | None = None) -> str:
+    """The database's RDS instance as configured (`rds_instance_id`). One named in a request
+    must be that one: the stack lets the workflows restore only configured sources."""
+    config = database_settings(ssm, prefix, database)
+    if config is None:
+        raise BadInput(f"database {database!r} is not configured in this deployment")
+    configured = config.get("rds_instance_id")
+    if not configured:
+        raise BadInput(
+            f"database {database!r} has no rds_instance_id in the configuration: its RDS "
+            "snapshots and point-in-time restores cannot be verified"
+        )
+    if named is not None and named != configured:
+        raise BadInput(
+            f"source_instance {named!r} is not {database!r}'s configured RDS instance "
+            f"({configured!r})"
+        )
+    return str(configured)

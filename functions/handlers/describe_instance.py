@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from backproof.instances.rds import describe_instance
@@ -27,4 +28,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "port": state.port,
         "secret_arn": state.secret_arn,
         "engine_version": state.engine_version,
+        # When it was seen so: the first `available` ends a restore's measured time.
+        "checked_at": datetime.now(UTC).isoformat(),
     }

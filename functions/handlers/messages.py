@@ -50,6 +50,13 @@ EVENTS: dict[str, tuple[str, str]] = {
         "A verify or restore execution did not clean up (aborted, or deletion kept failing). "
         "Find the execution named in the instances' tags and see why it stopped.",
     ),
+    "native-verification-failed": (
+        "an RDS snapshot or point-in-time restore of {database} was not proved",
+        "Read the cause: a rejected request (no rds_instance_id, a time outside the restore "
+        "window, no snapshot) names what to fix; a failed check means that way back does not "
+        "hold what the checks expect. The evidence is under snapshots/ or point-in-time/ in the "
+        "store; the temporary instance was deleted.",
+    ),
     "verified": (
         "backup {backup} of {database} verified",
         "Nothing: the backup was restored and matched its manifest.",

@@ -7,6 +7,10 @@ Input (what an operator pastes into the Step Functions console; see events/resto
                                            "confirm": "orders-staging"},
      "tables": ["public.orders"], "dry_run": false}
 
+A point-in-time request (`"target": {"kind": "point_in_time", ...}`) and the rollback of an
+earlier restore (`{"rollback": "<restore id>", "target": {...}}`) are planned by
+restore_ways.py.
+
 An existing target must be one of the database's declared `restore_targets` (each with its own
 secret; the backup secret is never used to restore). `dry_run` is true unless the input says
 `"dry_run": false`.
@@ -25,11 +29,12 @@ from .clients import ssm
 from .env import required, settings
 from .events import field, only
 from .observability import logger, tracer
+from .restore_ways import point_in_time_plan, rollback_plan
 from .stores import store
 
 SETTINGS = settings()
 SETTINGS_PREFIX = required("BACKPROOF_SETTINGS_PREFIX")
-REQUEST_FIELDS = {"database", "backup_id", "target", "tables", "dry_run"}
+REQUEST_FIELDS = {"database", "backup_id", "target", "tables", "dry_run", "rollback"}
 TARGET_FIELDS = {
     "new_instance": {"kind", "instance_class", "dbname"},
     "existing": {"kind", "database", "confirm"},
@@ -55,7 +60,9 @@ def _declared(database: str, name: str) -> dict[str, Any]:
 def _target(raw: dict[str, Any], source_dbname: str, database: str) -> dict[str, Any]:
     kind = field(raw, "kind")
     if kind not in TARGET_FIELDS:
-        raise BadInput(f"target.kind must be 'new_instance' or 'existing', got {kind!r}")
+        raise BadInput(
+            f"target.kind must be 'new_instance', 'existing' or 'point_in_time', got {kind!r}"
+        )
     only(raw, TARGET_FIELDS[kind], "target")
     if kind == "new_instance":
         instance_class = field(raw, "instance_class", default=None)
@@ -87,6 +94,10 @@ def _target(raw: dict[str, Any], source_dbname: str, database: str) -> dict[str,
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = field(event, "request", dict)
     only(request, REQUEST_FIELDS, "request")
+    if "rollback" in request:  # the rollback of an earlier restore (restore_ways.py)
+        return rollback_plan(request, store(), _target)
+    if isinstance(request.get("target"), dict) and request["target"].get("kind") == "point_in_time":
+        return point_in_time_plan(request, ssm(), SETTINGS_PREFIX)
     database = field(request, "database")
     tables = field(request, "tables", list, default=[])
     if not all(isinstance(t, str) and t for t in tables):
@@ -121,6 +132,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "target": target,
         "tables": selected,
         "dry_run": dry_run,
+        "rollback": None,
         "instance_class": target.get("instance_class"),
         "summary": (
             f"restore {'tables ' + ', '.join(selected) if selected else 'everything'} from "

@@ -202,3 +202,31 @@ def test_layer_targets_the_functions_runtime() -> None:
     spec.loader.exec_module(module)
     assert module.PYTHON_VERSION == LAMBDA_PYTHON
     assert all("aarch64" in platform for platform in module.PLATFORMS)
+
+
+# -- RDS's own ways back -------------------------------------------------------------------------
+def test_ways_back_are_configured_per_database() -> None:
+    (db,) = load(example()).databases
+    assert db.rds_instance_id == "orders-prod"
+    assert db.verify_snapshots is not None and db.verify_point_in_time is None
+    assert db.settings()["verify_snapshots"]["cron"] == "cron(30 5 ? * MON *)"
+    assert db.settings()["rds_instance_id"] == "orders-prod"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (["databases", 0, "rds_instance_id"], KeyError, "'verify_snapshots' needs rds_instance_id"),
+        (["databases", 0, "rds_instance_id"], "orders--prod", "'rds_instance_id' has an invalid"),
+        (["databases", 0, "rds_instance_id"], "1orders", "'rds_instance_id' has an invalid"),
+        (["databases", 0, "verify_point_in_time"], {"cron": "daily"}, "'cron' has an invalid"),
+        (
+            ["databases", 0, "verify_snapshots"],
+            {"cron": "cron(0 5 * * ? *)", "zone": "UTC"},
+            "'zone' is not a known field",
+        ),
+    ],
+)
+def test_ways_back_mistakes_are_named(path: list[Any], value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(_break(path, value))

@@ -17,6 +17,8 @@ from .conftest import Synth
 
 DELETE = "DeleteInstance"
 HANDOVER = "KeepInstance"  # an operator restore hands the instance over instead of deleting it
+# Where an instance comes into being: created, or restored from RDS's own backups (native).
+CREATION = ("CreateInstance", "RestoreInstance")
 
 
 def states_of(synth: Synth, name: str) -> dict[str, Any]:
@@ -25,7 +27,7 @@ def states_of(synth: Synth, name: str) -> dict[str, Any]:
 
 def while_instance_lives(states: dict[str, Any], guards: set[str]) -> set[str]:
     """States that can run after instance creation was attempted and before a guard."""
-    seen, todo = set(), ["CreateInstance"]
+    seen, todo = set(), [c for c in CREATION if c in states]
     while todo:
         name = todo.pop()
         if name in seen or name in guards or name not in states:
@@ -42,18 +44,19 @@ def violations(states: dict[str, Any], guards: set[str]) -> list[list[str]]:
     return found
 
 
-def test_four_state_machines(synth: Synth) -> None:
-    assert set(machines(synth.template)) == {"backup", "verify", "restore", "janitor"}
+def test_five_state_machines(synth: Synth) -> None:
+    assert set(machines(synth.template)) == {"backup", "verify", "restore", "janitor", "native"}
 
 
 @pytest.mark.parametrize(
-    ("machine", "guards"), [("verify", {DELETE}), ("restore", {DELETE, HANDOVER})]
+    ("machine", "guards"),
+    [("verify", {DELETE}), ("restore", {DELETE, HANDOVER}), ("native", {DELETE})],
 )
 def test_no_path_after_instance_creation_skips_deletion(
     synth: Synth, machine: str, guards: set[str]
 ) -> None:
     states = states_of(synth, machine)
-    assert "CreateInstance" in states and DELETE in states
+    assert any(c in states for c in CREATION) and DELETE in states
     assert len(while_instance_lives(states, guards)) >= 8
     assert violations(states, guards) == []
 
@@ -66,14 +69,29 @@ def test_the_walk_finds_a_missing_catch(synth: Synth) -> None:
     assert ["RestoreAndCheck", FAIL] in violations(states, {DELETE})
 
 
-def test_verify_deletes_on_success_too(synth: Synth) -> None:
-    states = states_of(synth, "verify")
-    assert states["RestoreAndCheck"]["Next"] == DELETE
+@pytest.mark.parametrize(
+    ("machine", "state", "removed"),
+    [("native", "CheckRestoredInstance", "Catch"), ("native", "RestoreInstance", "Catch")],
+)
+def test_the_walk_finds_a_missing_catch_on_the_native_paths(
+    synth: Synth, machine: str, state: str, removed: str
+) -> None:
+    states = copy.deepcopy(states_of(synth, machine))
+    del states[state][removed]
+    assert [state, FAIL] in violations(states, {DELETE})
+
+
+@pytest.mark.parametrize(
+    ("machine", "task"), [("verify", "RestoreAndCheck"), ("native", "CheckRestoredInstance")]
+)
+def test_verify_deletes_on_success_too(synth: Synth, machine: str, task: str) -> None:
+    states = states_of(synth, machine)
+    assert states[task]["Next"] == DELETE
     assert "End" not in states["ReleaseSlot"]
 
 
 def test_every_loop_has_a_ceiling(synth: Synth) -> None:
-    for name in ("verify", "restore"):
+    for name in ("verify", "restore", "native"):
         states = states_of(synth, name)
         loops = cycles(states)
         assert loops, "the poll loop is missing"
@@ -116,6 +134,7 @@ def test_fargate_tasks_get_their_token_and_request(synth: Synth) -> None:
         ("backup", "Dump"),
         ("verify", "RestoreAndCheck"),
         ("restore", "RestoreIntoNewInstance"),
+        ("native", "CheckRestoredInstance"),
     ):
         params = states_of(synth, machine)[state]["Parameters"]
         container = params["Overrides"]["ContainerOverrides"][0]
@@ -181,7 +200,7 @@ def test_an_execution_that_ends_badly_has_its_task_stopped(synth: Synth) -> None
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
     assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
-    assert len(pattern["detail"]["stateMachineArn"]) == 3
+    assert len(pattern["detail"]["stateMachineArn"]) == 4
     (target,) = rule["Properties"]["Targets"]
     assert "StopTasks" in json.dumps(target["Arn"])
 
@@ -197,3 +216,58 @@ def test_every_path_that_took_a_lock_gives_it_back(synth: Synth, machine: str) -
     # and a lock another execution holds ends the run naming that execution, touching nothing
     busy = [c for c in states["AcquireLock"]["Catch"] if "ConditionalCheck" in c["ErrorEquals"][0]]
     assert busy and busy[0]["Next"] == "LockHolder"
+
+
+# -- RDS's own ways back, and rollbacks ----------------------------------------------------------
+def test_native_verification_rejects_bad_input_then_takes_a_slot_before_restoring(
+    synth: Synth,
+) -> None:
+    definition_ = definition(synth.template, machines(synth.template)["native"])
+    states = definition_["States"]
+    assert definition_["StartAt"] == "PlanWayBack"
+    (rejected, *_) = states["PlanWayBack"]["Catch"]
+    assert rejected["Next"] == "RequestRejected" and "BadInput" in rejected["ErrorEquals"]
+    assert "CreateInstance" not in states  # RDS's own backups are restored, never created
+    before_restore = paths_skipping(states, "PlanWayBack", {"AcquireSlot"})
+    assert all("RestoreInstance" not in path for path in before_restore)
+    # Every path after the slot was taken gives it back (a stuck release: the janitor frees it)
+    assert paths_skipping(states, states["AcquireSlot"]["Next"], {"ReleaseSlot"}) == []
+    restore = states["RestoreInstance"]
+    assert restore["Parameters"]["way_back.$"] == "$.plan.way_back"
+    assert restore["ResultPath"] == "$.restored"  # the name stays at $.instance for deletion
+
+
+def test_a_point_in_time_request_runs_the_native_verification(synth: Synth) -> None:
+    states = states_of(synth, "restore")
+    assert states["ValidateRequest"]["Next"] == "AdoptDatabase"
+    route = states["RouteWayBack"]
+    (pitr,) = route["Choices"]
+    assert pitr == {
+        "Variable": "$.plan.target.kind",
+        "StringEquals": "point_in_time",
+        "Next": "PointInTimeDryRun",
+    }
+    dry = states["PointInTimeDryRun"]
+    assert dry["Choices"][0]["Next"] == "DryRunPlanned" and dry["Default"] == "RestorePointInTime"
+    start = states["RestorePointInTime"]
+    assert start["Resource"].endswith(":states:::states:startExecution.sync:2")
+    assert start["Parameters"]["Input"]["mode"] == "point_in_time"
+    assert start["Parameters"]["Input"]["time.$"] == "$.plan.target.time"
+    assert [c["Next"] for c in start["Catch"]] == ["RestoreRecordFailure"]
+    # A rollback is a restore into the existing target, naming the restore it undoes
+    request = states["PrepareExistingRequest"]["Parameters"]
+    assert request["rollback.$"] == "$.plan.rollback"
+
+
+def test_ways_back_are_scheduled_per_database_into_the_native_machine(synth: Synth) -> None:
+    native = machines(synth.template)["native"]
+    schedules = [
+        r["Properties"]
+        for r in synth.template["Resources"].values()
+        if r["Type"] == "AWS::Scheduler::Schedule"
+        and native in json.dumps(r["Properties"]["Target"]["Arn"])
+    ]
+    assert [json.loads(s["Target"]["Input"]) for s in schedules] == [
+        {"database": "orders", "mode": "snapshot"}
+    ]
+    assert schedules[0]["ScheduleExpression"] == "cron(30 5 ? * MON *)"

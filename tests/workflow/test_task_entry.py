@@ -109,6 +109,69 @@ def test_restore_into_an_existing_database_needs_its_name_typed_back() -> None:
     assert "s3cr3t" not in " ".join(invocation.argv)
 
 
+def test_a_rollback_names_the_restore_and_no_backup() -> None:
+    request = {
+        "database": "orders",
+        "backup_id": "20261121T061502.456Z-9f8e7d",  # the safety backup, for the lock
+        "rollback": "20261121T061502.456Z-9f8e7d",
+        "tables": [],
+        "target": {"database": "orders-staging", "secret_arn": "staging", "confirm": "x"},
+    }
+    invocation = entry.build("restore", request, secret, "s3://bucket", "key-arn")
+    assert invocation.argv[:5] == [
+        "restore",
+        "--rollback",
+        "20261121T061502.456Z-9f8e7d",
+        "--store",
+        "s3://bucket",
+    ]
+    assert "--database-name" not in invocation.argv
+    assert invocation.argv[-4:] == ["--clean", "--confirm", "orders_staging", "--json"]
+
+
+def test_checking_a_restored_snapshot_runs_verify_snapshot_against_it() -> None:
+    request = {
+        "database": "orders",
+        "way_back": {
+            "kind": "snapshot",
+            "source_instance": "orders-prod",
+            "at": "2026-11-21T03:10:42Z",
+            "engine_version": "15.4",
+            "snapshot_id": "rds:orders-prod-2026-11-21-03-10",
+            "snapshot_type": "automated",
+        },
+        "checks": {"assertions": ["SELECT true"], "freshness": {}},
+        "source_secret_arn": "source",
+        "restore_started_at": "2026-11-21T05:00:00+00:00",
+        "available_at": "2026-11-21T05:12:30+00:00",
+        "target": {
+            "instance_id": "bp-1",
+            "host": "bp-1.rds.internal",
+            "port": 5432,
+            "secret_arn": "rds",
+        },
+    }
+    invocation = entry.build("native", request, secret, "s3://bucket", "key-arn")
+    argv = invocation.argv
+    assert argv[:7] == [
+        "verify-snapshot",
+        "--snapshot",
+        "rds:orders-prod-2026-11-21-03-10",
+        "--snapshot-time",
+        "2026-11-21T03:10:42Z",
+        "--snapshot-type",
+        "automated",
+    ]
+    assert argv[argv.index("--target-url") + 1] == (
+        "postgresql://backproof@bp-1.rds.internal:5432/postgres?sslmode=require"
+    )
+    assert argv[argv.index("--dbname") + 1] == "orders"  # from the source's secret
+    assert argv[argv.index("--restore-seconds") + 1] == "750.0"
+    assert argv[-3:] == ["--assert", "SELECT true", "--json"]
+    assert invocation.env == {"PGPASSWORD": "s3cr3t-rds"}
+    assert "s3cr3t" not in " ".join(argv)
+
+
 def test_restore_into_a_new_instance_creates_the_database_first() -> None:
     request = {
         "database": "orders",

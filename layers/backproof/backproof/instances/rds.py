@@ -85,6 +85,16 @@ def new_identifier(backup_id: str | None = None) -> str:
     return f"{INSTANCE_PREFIX}{suffix}-{secrets.token_hex(3)}".replace("--", "-")[:63]
 
 
+def ephemeral_tags(settings: RdsSettings, now: datetime | None = None) -> list[dict[str, str]]:
+    """The tags every temporary instance carries: ephemeral, its expiry, its deployment."""
+    expires = (now or datetime.now(UTC)) + settings.ttl
+    return [
+        {"Key": EPHEMERAL_TAG, "Value": "true"},
+        {"Key": EXPIRES_TAG, "Value": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        {"Key": DEPLOYMENT_TAG, "Value": settings.deployment},
+    ]
+
+
 def create_instance(
     rds: Any,
     *,
@@ -97,12 +107,7 @@ def create_instance(
     """Start creating the instance; returns its identifier without waiting."""
     settings.validate()
     identifier = identifier or new_identifier(backup_id)
-    expires = (now or datetime.now(UTC)) + settings.ttl
-    tags = [
-        {"Key": EPHEMERAL_TAG, "Value": "true"},
-        {"Key": EXPIRES_TAG, "Value": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
-        {"Key": DEPLOYMENT_TAG, "Value": settings.deployment},
-    ]
+    tags = ephemeral_tags(settings, now)
     if backup_id:
         tags.append({"Key": BACKUP_TAG, "Value": backup_id})
     args: dict[str, Any] = {

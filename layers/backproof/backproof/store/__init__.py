@@ -19,6 +19,7 @@ from .layout import (
     validate_database_name,
 )
 from .multipart import MultipartUpload, ObjectInfo
+from .replica import open_replica
 from .s3 import S3BackupStore
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ObjectInfo",
     "S3BackupStore",
     "StoredBackup",
+    "open_replica",
     "open_store",
     "safety_name",
     "validate_database_name",
