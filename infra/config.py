@@ -48,6 +48,10 @@ FARGATE_MEMORY = {
 }
 # One SSM String parameter (standard tier) holds each database's resolved settings.
 SSM_STANDARD_LIMIT = 4096
+# The second region: an existing bucket (made outside this stack) and its own KMS key.
+BUCKET_ARN = re.compile(r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key/(mrk-)?[0-9a-f-]{32,36}$")
 
 
 class ConfigError(ValueError):
@@ -202,6 +206,16 @@ class Network:
 
 
 @dataclass(frozen=True)
+class Replica:
+    """Where S3 replication copies every backup object: a versioned bucket in another region,
+    its objects re-encrypted with that region's key."""
+
+    bucket_arn: str
+    region: str
+    kms_key_arn: str
+
+
+@dataclass(frozen=True)
 class Config:
     deployment: str
     databases: tuple[Database, ...]
@@ -217,6 +231,8 @@ class Config:
     chat_webhook_secret_arn: str | None = None
     # Also tell people about each verified backup (failures are always told).
     notify_success: bool = False
+    # Replicate the backup bucket to a second region (None: no replication).
+    replica: Replica | None = None
 
     @property
     def object_lock_spec(self) -> str:
@@ -479,6 +495,28 @@ def _object_lock(raw: dict[str, Any]) -> dict[str, tuple[str, int]]:
     return tiers
 
 
+def _replica(raw: Any) -> Replica | None:
+    """`{"bucket_arn", "region", "kms_key_arn"}`: the key must live in the replica's region."""
+    if raw is None:
+        return None
+    reader = _Reader(raw, "deployment replica")
+    replica = Replica(
+        bucket_arn=reader.get("bucket_arn", str, pattern=BUCKET_ARN),
+        region=reader.get("region", str, pattern=REGION),
+        kms_key_arn=reader.get("kms_key_arn", str, pattern=KMS_KEY_ARN),
+    )
+    reader.done()
+    key_region = KMS_KEY_ARN.match(replica.kms_key_arn).group(1)  # type: ignore[union-attr]
+    if key_region != replica.region:
+        raise _fail(
+            reader.where,
+            "kms_key_arn",
+            f"is a key in {key_region}, not in the replica's region {replica.region} "
+            "(S3 replication encrypts with a key in the destination's region)",
+        )
+    return replica
+
+
 def load(raw: Any) -> Config:
     """Validate the `backproof` context object (or the file named by `config_file`)."""
     if raw is None:
@@ -528,6 +566,7 @@ def load(raw: Any) -> Config:
             "chat_webhook_secret_arn", str, None, pattern=SECRET_ARN
         ),
         notify_success=reader.get("notify_success", bool, False),
+        replica=_replica(reader.get("replica", dict, None)),
     )
     reader.done()
     return config

@@ -294,6 +294,23 @@ def acknowledge(
     )
 
 
+def acknowledge_replication(role: iam.IRole, bucket: IConstruct, replica_bucket_arn: str) -> None:
+    """The S3 replication role: it copies every object, whatever its key, so it names them."""
+    policy = _policy(role)
+    _wild(
+        policy,
+        f"{_ref(bucket)}/*",
+        "S3 replication reads every version of every backup object to copy it to the second "
+        "region; object keys are made per backup at run time, so the bucket's objects are named",
+    )
+    _wild(
+        policy,
+        f"{replica_bucket_arn}/*",
+        "S3 replication writes every backup object (and delete markers, tags) into the replica "
+        "bucket under the same keys, which are made per backup at run time",
+    )
+
+
 def _execution_name(stack: Stack, machine: IConstruct) -> str:
     """A state machine's name as cdk-nag prints it inside an execution ARN."""
     logical_id = stack.resolve(stack.get_logical_id(machine.node.default_child))  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from .config import Config
 from .fragments import Resources
 from .functions import SLOTS_KEY, Functions
 from .monitoring import Monitoring, Notifications
-from .nag import acknowledge, acknowledge_ways_back
+from .nag import acknowledge, acknowledge_replication, acknowledge_ways_back
 from .native import NativeVerifyWorkflow
 from .networking import Networking
 from .schedules import Schedules
@@ -61,6 +62,12 @@ class BackproofStack(Stack):
             object_lock=config.object_lock_spec,
         )
         storage.only_signer(compute.task_role)
+        if config.replica:
+            replication = storage.replicate(
+                **asdict(config.replica),
+                object_lock=bool(config.object_lock_days or config.object_lock),
+            )
+            acknowledge_replication(replication, storage.bucket, config.replica.bucket_arn)
         functions = Functions(
             self,
             "Functions",

@@ -3,7 +3,7 @@ asymmetric key that signs manifests and verification evidence."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -104,6 +104,101 @@ class BackupStorage(Construct):
                 conditions={"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
             )
         )
+
+    def replicate(
+        self, *, bucket_arn: str, region: str, kms_key_arn: str, object_lock: bool
+    ) -> iam.Role:
+        """Replicate every object to a bucket in another region (made outside this stack:
+        versioned, with its own key), re-encrypted there with that key. Delete markers are
+        replicated so retention takes effect in the replica too; deletes of a version (what
+        the lifecycle's expiry or an attacker's permanent delete does) never are, so the
+        replica keeps its own history for its own lifecycle to expire."""
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "ReplicationRole",
+            assumed_by=iam.ServicePrincipal("s3.amazonaws.com").with_conditions(
+                {"StringEquals": {"aws:SourceAccount": stack.account}}
+            ),
+            description="backproof: S3 replication of the backup bucket to the second region",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+            )
+        )
+        read = [
+            "s3:GetObjectVersionForReplication",
+            "s3:GetObjectVersionAcl",
+            "s3:GetObjectVersionTagging",
+        ]
+        if object_lock:  # a locked object's retention travels with it
+            read += ["s3:GetObjectRetention", "s3:GetObjectLegalHold"]
+        role.add_to_policy(
+            iam.PolicyStatement(actions=read, resources=[self.bucket.arn_for_objects("*")])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                resources=[f"{bucket_arn}/*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt"],
+                resources=[self.key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"},
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:s3:arn": [
+                            self.bucket.bucket_arn,
+                            self.bucket.arn_for_objects("*"),
+                        ]
+                    },
+                },
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Encrypt"],
+                resources=[kms_key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"},
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]
+                    },
+                },
+            )
+        )
+        bucket = self.bucket.node.default_child
+        assert isinstance(bucket, s3.CfnBucket)
+        bucket.replication_configuration = s3.CfnBucket.ReplicationConfigurationProperty(
+            role=role.role_arn,
+            rules=[
+                s3.CfnBucket.ReplicationRuleProperty(
+                    id="second-region",
+                    status="Enabled",
+                    priority=0,
+                    filter=s3.CfnBucket.ReplicationRuleFilterProperty(prefix=""),
+                    delete_marker_replication=s3.CfnBucket.DeleteMarkerReplicationProperty(
+                        status="Enabled"
+                    ),
+                    source_selection_criteria=s3.CfnBucket.SourceSelectionCriteriaProperty(
+                        sse_kms_encrypted_objects=s3.CfnBucket.SseKmsEncryptedObjectsProperty(
+                            status="Enabled"
+                        )
+                    ),
+                    destination=s3.CfnBucket.ReplicationDestinationProperty(
+                        bucket=bucket_arn,
+                        encryption_configuration=s3.CfnBucket.EncryptionConfigurationProperty(
+                            replica_kms_key_id=kms_key_arn
+                        ),
+                    ),
+                )
+            ],
+        )
+        return role
 
     def only_signer(self, role: iam.IRole) -> None:
         """No principal but `role` may sign with the signing key, whatever IAM policies say

@@ -20,6 +20,12 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 ROOT = Path(__file__).resolve().parents[2]
 # The chat webhook's secret in the two-database configuration.
 CHAT_SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/chat-AbCdEf"
+# The second region's bucket and key in the two-database configuration.
+REPLICA = {
+    "bucket_arn": "arn:aws:s3:::backproof-replica-eu-central-1",
+    "region": "eu-central-1",
+    "kms_key_arn": "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+}
 
 
 def cdk_context() -> dict[str, Any]:
@@ -79,6 +85,7 @@ def two_databases() -> dict[str, Any]:
     config["object_lock_days"] = 30
     config["chat_webhook_secret_arn"] = CHAT_SECRET_ARN
     config["notify_success"] = True
+    config["replica"] = REPLICA
     return {**context, "backproof": config}
 
 

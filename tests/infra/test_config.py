@@ -230,3 +230,22 @@ def test_ways_back_are_configured_per_database() -> None:
 def test_ways_back_mistakes_are_named(path: list[Any], value: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(_break(path, value))
+
+
+def test_replica_is_optional_and_validated() -> None:
+    assert load(example()).replica is None
+    key = "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    good = {"bucket_arn": "arn:aws:s3:::dr-backups", "region": "eu-central-1", "kms_key_arn": key}
+    replica = load({**example(), "replica": good}).replica
+    assert replica is not None and replica.region == "eu-central-1"
+    for broken, message in [
+        ({"bucket_arn": "dr-backups"}, "field 'bucket_arn' has an invalid value"),
+        ({"region": "Frankfurt"}, "field 'region' has an invalid value"),
+        ({"kms_key_arn": "alias/dr"}, "field 'kms_key_arn' has an invalid value"),
+        ({"kms_key_arn": key.replace("eu-central-1", "eu-west-1")}, "is a key in eu-west-1"),
+        ({"storage_class": "GLACIER"}, "field 'storage_class' is not a known field"),
+    ]:
+        with pytest.raises(ConfigError, match=r"deployment replica: .*" + message):
+            load({**example(), "replica": {**good, **broken}})
+    with pytest.raises(ConfigError, match="field 'region' is missing"):
+        load({**example(), "replica": {"bucket_arn": good["bucket_arn"]}})

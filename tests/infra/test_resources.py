@@ -9,7 +9,7 @@ from aws_cdk.assertions import Match
 
 from infra.functions import SPECS
 
-from .conftest import CHAT_SECRET_ARN, Synth
+from .conftest import CHAT_SECRET_ARN, REPLICA, Synth
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -439,3 +439,70 @@ def test_a_chat_webhook_secret_is_readable_by_the_notify_function_only(synth_two
         for role in policy["Properties"]["Roles"]
     }
     assert readers == {notify["Properties"]["Role"]["Fn::GetAtt"][0]}
+
+
+# -- second region -----------------------------------------------------------------------------
+def _replication_role_policy(template: dict[str, Any]) -> list[dict[str, Any]]:
+    roles = [
+        name
+        for name, role in resources(template, "AWS::IAM::Role").items()
+        if "s3.amazonaws.com"
+        in json.dumps(role["Properties"]["AssumeRolePolicyDocument"]["Statement"])
+    ]
+    return [
+        s
+        for policy in resources(template, "AWS::IAM::Policy").values()
+        if any(r["Ref"] in roles for r in policy["Properties"]["Roles"])
+        for s in _statements(policy["Properties"]["PolicyDocument"])
+    ]
+
+
+def test_replication_only_when_a_replica_is_configured(synth: Synth, synth_two: Synth) -> None:
+    for bucket in resources(synth.template, "AWS::S3::Bucket").values():
+        assert "ReplicationConfiguration" not in bucket["Properties"]
+    assert _replication_role_policy(synth.template) == []
+
+    (bucket,) = [
+        b
+        for b in resources(synth_two.template, "AWS::S3::Bucket").values()
+        if "ReplicationConfiguration" in b["Properties"]
+    ]
+    (rule,) = bucket["Properties"]["ReplicationConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["Filter"] == {"Prefix": ""}
+    assert rule["DeleteMarkerReplication"] == {"Status": "Enabled"}
+    assert rule["SourceSelectionCriteria"] == {"SseKmsEncryptedObjects": {"Status": "Enabled"}}
+    assert rule["Destination"] == {
+        "Bucket": REPLICA["bucket_arn"],
+        "EncryptionConfiguration": {"ReplicaKmsKeyID": REPLICA["kms_key_arn"]},
+    }
+
+
+def test_replication_role_is_least_privilege(synth_two: Synth) -> None:
+    statements = {
+        tuple(sorted(_as_list(s["Action"]))): s
+        for s in _replication_role_policy(synth_two.template)
+    }
+    assert set(statements) == {
+        ("s3:GetReplicationConfiguration", "s3:ListBucket"),
+        (
+            "s3:GetObjectLegalHold",  # the bucket has Object Lock in this configuration
+            "s3:GetObjectRetention",
+            "s3:GetObjectVersionAcl",
+            "s3:GetObjectVersionForReplication",
+            "s3:GetObjectVersionTagging",
+        ),
+        ("s3:ReplicateDelete", "s3:ReplicateObject", "s3:ReplicateTags"),
+        ("kms:Decrypt",),
+        ("kms:Encrypt",),
+    }
+    assert all(s["Effect"] == "Allow" for s in statements.values())
+    replicate = statements[("s3:ReplicateDelete", "s3:ReplicateObject", "s3:ReplicateTags")]
+    assert replicate["Resource"] == f"{REPLICA['bucket_arn']}/*"
+    encrypt = statements[("kms:Encrypt",)]
+    assert encrypt["Resource"] == REPLICA["kms_key_arn"]
+    assert encrypt["Condition"]["StringEquals"] == {
+        "kms:ViaService": "s3.eu-central-1.amazonaws.com"
+    }
+    decrypt = statements[("kms:Decrypt",)]
+    assert "Fn::GetAtt" in decrypt["Resource"]  # this stack's key, not a wildcard
+    assert "kms:ViaService" in decrypt["Condition"]["StringEquals"]

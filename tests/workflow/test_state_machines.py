@@ -586,6 +586,7 @@ def test_the_newest_snapshot_is_restored_checked_compared_and_deleted(
     assert report["verdict"] == "verified" and report["kind"] == "snapshot"
     assert report["tools"]["way_back"]["snapshot_id"] == "before-migration-42"
     assert report["tools"]["way_back"]["snapshot_type"] == "manual"
+    assert report["tools"]["compared_with"], (report["tools"], backup.manifest.snapshot)
     assert report["tools"]["compared_with"]["backup_id"] == backup.manifest.backup_id
     assert report["timings"]["restore_seconds"] is not None
     assert {c["check"] for c in report["checks"]} >= {"database_present", "row_count", "assertion"}

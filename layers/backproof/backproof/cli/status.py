@@ -15,6 +15,7 @@ from ..jobs.status import AgeLimits, DatabaseStatus, StatusReport, store_status
 from ..model.operator import parse_duration
 from ..store import open_store
 from .args import Subparsers, add_output_args, add_store_args
+from .replica import add_replica_args, lag_dicts, lag_of, render_lag
 
 SPARKS = "▁▂▃▄▅▆▇█"
 
@@ -45,6 +46,7 @@ def register(sub: Subparsers) -> None:
         metavar="AGE",
         help="recovery-point target the newest verified backup's age is held against, e.g. 38h",
     )
+    add_replica_args(p, "also show how far this replica (the second region) lags, per database")
     add_output_args(p)
     p.set_defaults(handler=run)
 
@@ -53,17 +55,19 @@ def run(args: argparse.Namespace) -> int:
     limits = AgeLimits.parse(args.max_age)
     rto = parse_duration(args.rto_target) if args.rto_target else None
     rpo = parse_duration(args.rpo_target) if args.rpo_target else None
+    store = open_store(args.store)
     report = store_status(
-        open_store(args.store),
+        store,
         database=args.database_name,
         limits=limits,
         rto_target=rto,
         rpo_target=rpo,
     )
+    lags = lag_of(args, store)
     if args.json:
-        print(json.dumps(report.to_dict()))
+        print(json.dumps({**report.to_dict(), **lag_dicts(lags)}))
     else:
-        print(render(report))
+        print(render(report) + ("" if lags is None else "\n" + render_lag(lags, age)))
     return EXIT_OK if report.healthy else EXIT_FAILED
 
 

@@ -30,6 +30,7 @@ from .args import (
 )
 from .progress import StepProgress
 from .render import render_report
+from .replica import add_replica_args, verify_replica
 from .signing import add_signing_args, signing_from_args
 
 
@@ -89,6 +90,7 @@ def register(sub: Subparsers) -> None:
     )
     add_tls_args(p, url_flag="--target-url")
     add_signing_args(p)
+    add_replica_args(p, "instead of restoring, check that this replica holds an exact copy")
     add_output_args(p)
     p.set_defaults(handler=run)
 
@@ -116,6 +118,8 @@ def operator_checks(args: argparse.Namespace) -> OperatorChecks:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.replica:
+        return verify_replica(args)
     checks = operator_checks(args)
     store = open_store(args.store)
     signing = signing_from_args(args)

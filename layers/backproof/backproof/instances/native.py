@@ -94,7 +94,8 @@ class WayBack:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["at"] = _iso(self.at)
+        # To the microsecond: the nearest logical backup may be a fraction of a second older.
+        data["at"] = self.at.astimezone(UTC).isoformat().replace("+00:00", "Z")
         return data
 
     @classmethod

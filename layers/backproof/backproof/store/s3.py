@@ -229,6 +229,9 @@ class S3BackupStore(Catalog):
         enc = {"type": meta.get("ServerSideEncryption", "none")}
         if meta.get("SSEKMSKeyId"):
             enc["kms_key_id"] = meta["SSEKMSKeyId"]
+        if meta.get("ReplicationStatus") == "REPLICA":
+            # S3 replication re-encrypts with the destination's own key (issue: second region)
+            enc["replica"] = "true"
         return ObjectInfo(
             key, int(meta["ContentLength"]), enc, meta.get("ETag", ""), meta.get("LastModified")
         )
