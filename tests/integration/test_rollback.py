@@ -10,13 +10,14 @@ import psycopg
 import pytest
 
 from backproof.cli import main
-from backproof.errors import BackupNotFound, BadInput
+from backproof.errors import BackupNotFound, BadInput, RestoreFailed
 from backproof.jobs.checks import compare_inventories
 from backproof.jobs.restore import RestoreRequest, restore_backup
 from backproof.jobs.rollback import RollbackRequest, drop_statements, rollback_restore
 from backproof.model.checks import PASS
 from backproof.pg.inventory import take_inventory
-from backproof.store import SAFETY, BackupStore, safety_name
+from backproof.pg.restore import PgRestore
+from backproof.store import SAFETY, BackupStore, open_store, safety_name
 from backproof.store.records import read_restore_record
 from tests.conftest import S3Store, SourceDatabase, take_backup
 
@@ -191,3 +192,37 @@ def test_drop_statements_are_the_head_of_the_script() -> None:
         "DROP TABLE IF EXISTS public.o;",
         "DROP SCHEMA IF EXISTS sales;",
     ]
+
+
+def test_a_restore_that_fails_half_way_says_how_to_roll_it_back(
+    s3_store: S3Store,
+    source_db: SourceDatabase,
+    staging: SourceDatabase,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seed_source(source_db)
+    take_backup(source_db, s3_store, name="shop")
+
+    def dies(self: Any, **_: Any) -> Any:  # pg_restore dies once the target is half replaced
+        with self.target.connect(autocommit=True) as conn:
+            conn.execute("DROP VIEW public.recent; DROP TABLE public.notes")
+        raise RestoreFailed("pg_restore was killed")
+
+    real_run = PgRestore.run
+    monkeypatch.setattr(PgRestore, "run", dies)
+    common = ["--store", s3_store.url, "--target-url", staging.url, "--json"]
+    code = main(["restore", "latest", *common, "--clean", "--confirm", staging.dbname])
+    error = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 1 and error["error"] == "RestoreFailed"
+    # The error names the restore and the command that puts the target back
+    restore_id = error["message"].split("restore id ", 1)[1].split(":", 1)[0]
+    assert f"backproof restore --rollback {restore_id}" in error["message"]
+    # and that rollback puts back what the half-done restore destroyed
+    monkeypatch.setattr(PgRestore, "run", real_run)
+    store = open_store(s3_store.url, kms_key_id=s3_store.kms_key_id)
+    confirmed = rollback(staging, restore_id, clean=True, confirm=staging.dbname)
+    rolled = rollback_restore(store, confirmed)
+    assert rolled.report is not None and rolled.report.passed
+    with staging.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM public.notes").fetchone() == (2,)
