@@ -489,6 +489,9 @@ def ensure_built(tree: Path, log: Log, timer: Timer) -> Path:
         with timer.step("configure"):
             _run(["./configure", *CONFIGURE_FLAGS], "configure", cwd=tree)
     with timer.step("make -C src/test/regress"):
+        # The generated headers (utils/errcodes.h and friends) first: a parallel make of the
+        # regress directory alone races them and fails on a fresh tree.
+        _run(["make", "-C", "src/backend", "generated-headers"], "make", cwd=tree)
         _run(["make", f"-j{os.cpu_count() or 2}", "-C", "src/test/regress"], "make", cwd=tree)
     missing = [str(p) for p in wanted if not p.is_file()]
     if missing:
