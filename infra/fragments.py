@@ -75,6 +75,16 @@ class Resources:
     max_concurrent_verifications: int
 
 
+def temporary_instance() -> dict[str, Any]:
+    """The request's `target` for a task working on the temporary instance just created."""
+    return {
+        "instance_id": sfn.JsonPath.string_at("$.instance.instance_id"),
+        "host": sfn.JsonPath.string_at("$.instance.endpoint"),
+        "port": sfn.JsonPath.number_at("$.instance.port"),
+        "secret_arn": sfn.JsonPath.string_at("$.instance.secret_arn"),
+    }
+
+
 class Fragments:
     """Builds states in one state machine's scope."""
 
@@ -201,6 +211,15 @@ class Fragments:
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             ),
         ]
+
+    def configured_class(self) -> sfn.Pass:
+        """The configured class of temporary instances, where instance creation reads it."""
+        return sfn.Pass(
+            self.scope,
+            "UseConfiguredClass",
+            input_path="$.config.settings.verify_instance_class",
+            result_path="$.instance_class",
+        )
 
     def notify(self, sid: str, event: str, message_path: str = ERROR_PATH) -> tasks.LambdaInvoke:
         """Tell people through the notify function: it names the database, what happened

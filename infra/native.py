@@ -18,7 +18,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from .fragments import ERROR_PATH, Fragments, Resources
+from .fragments import ERROR_PATH, Fragments, Resources, temporary_instance
 from .workflows import REQUEST_ERRORS, _machine
 
 
@@ -50,12 +50,7 @@ class NativeVerifyWorkflow(Construct):
         # RDS's own restores count against the same quota of temporary instances.
         acquire = f.acquire_slot("AcquireSlot")
         acquire.add_catch(failed, result_path=ERROR_PATH)
-        instance_class = sfn.Pass(
-            self,
-            "UseConfiguredClass",
-            input_path="$.config.settings.verify_instance_class",
-            result_path="$.instance_class",
-        )
+        instance_class = f.configured_class()
 
         release = f.release_slot("ReleaseSlot")
         outcome = sfn.Choice(self, "WayBackOutcome")
@@ -90,12 +85,7 @@ class NativeVerifyWorkflow(Construct):
                 "source_secret_arn": sfn.JsonPath.string_at("$.config.settings.secret_arn"),
                 "restore_started_at": sfn.JsonPath.string_at("$.restored.started_at"),
                 "available_at": sfn.JsonPath.string_at("$.instance.checked_at"),
-                "target": {
-                    "instance_id": sfn.JsonPath.string_at("$.instance.instance_id"),
-                    "host": sfn.JsonPath.string_at("$.instance.endpoint"),
-                    "port": sfn.JsonPath.number_at("$.instance.port"),
-                    "secret_arn": sfn.JsonPath.string_at("$.instance.secret_arn"),
-                },
+                "target": temporary_instance(),
             },
             result_path="$.request",
         )

@@ -16,6 +16,7 @@ from .fragments import (
     TRANSIENT_TASK_ERRORS,
     Fragments,
     Resources,
+    temporary_instance,
 )
 
 TASK_RETRY_INTERVAL = Duration.minutes(5)
@@ -99,12 +100,7 @@ class VerifyWorkflow(Construct):
         resolve.add_catch(unlock_failed, result_path=ERROR_PATH)
         acquire = f.acquire_slot("AcquireSlot")
         acquire.add_catch(unlock_failed, result_path=ERROR_PATH)
-        instance_class = sfn.Pass(
-            self,
-            "UseConfiguredClass",
-            input_path="$.config.settings.verify_instance_class",
-            result_path="$.instance_class",
-        )
+        instance_class = f.configured_class()
 
         # Deletion and slot release happen on every path once creation was attempted.
         release = f.release_slot("ReleaseSlot")
@@ -129,12 +125,7 @@ class VerifyWorkflow(Construct):
                 "rpo_target_minutes": sfn.JsonPath.number_at(
                     "$.config.settings.rpo_target_minutes"
                 ),
-                "target": {
-                    "instance_id": sfn.JsonPath.string_at("$.instance.instance_id"),
-                    "host": sfn.JsonPath.string_at("$.instance.endpoint"),
-                    "port": sfn.JsonPath.number_at("$.instance.port"),
-                    "secret_arn": sfn.JsonPath.string_at("$.instance.secret_arn"),
-                },
+                "target": temporary_instance(),
             },
             result_path="$.request",
         )
@@ -333,12 +324,7 @@ class RestoreWorkflow(Construct):
             input_path="$.plan.instance_class",
             result_path="$.instance_class",
         )
-        configured_class = sfn.Pass(
-            self,
-            "UseConfiguredClass",
-            input_path="$.config.settings.verify_instance_class",
-            result_path="$.instance_class",
-        )
+        configured_class = f.configured_class()
         choose_class = (
             sfn.Choice(self, "ChooseInstanceClass")
             .when(sfn.Condition.is_string("$.plan.instance_class"), planned_class)
@@ -355,10 +341,7 @@ class RestoreWorkflow(Construct):
                 "backup_id": sfn.JsonPath.string_at("$.backup.backup_id"),
                 "tables": sfn.JsonPath.list_at("$.plan.tables"),
                 "target": {
-                    "instance_id": sfn.JsonPath.string_at("$.instance.instance_id"),
-                    "host": sfn.JsonPath.string_at("$.instance.endpoint"),
-                    "port": sfn.JsonPath.number_at("$.instance.port"),
-                    "secret_arn": sfn.JsonPath.string_at("$.instance.secret_arn"),
+                    **temporary_instance(),
                     "dbname": sfn.JsonPath.string_at("$.plan.target.dbname"),
                 },
             },

@@ -10,13 +10,11 @@ LatestRestorableTime as the time of the call, and makes every instance available
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from backproof.contract import (
     DEPLOYMENT_TAG,
@@ -63,24 +61,6 @@ class Calls:
 
     def restores(self) -> list[tuple[str, dict[str, Any]]]:
         return [(n, p) for n, p in self.made if n in RESTORE_CALLS]
-
-
-@pytest.fixture
-def rds() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("rds", region_name="us-east-1")
-        ec2 = boto3.client("ec2", region_name="us-east-1")
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [
-            ec2.create_subnet(
-                VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}"
-            )["Subnet"]["SubnetId"]
-            for i, z in ((1, "a"), (2, "b"))
-        ]
-        client.create_db_subnet_group(
-            DBSubnetGroupName="private", SubnetIds=subnets, DBSubnetGroupDescription="private"
-        )
-        yield client
 
 
 def source(rds: Any, name: str = "orders-prod", **overrides: Any) -> dict[str, Any]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from backproof.contract import DEPLOYMENT_TAG, EPHEMERAL_TAG, EXPIRES_TAG, INSTANCE_PREFIX
 from backproof.errors import BadInput, DeletionRefused
@@ -22,27 +20,6 @@ from backproof.instances.rds import (
     describe_instance,
     wait_available,
 )
-
-
-@pytest.fixture
-def rds() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("rds", region_name="us-east-1")
-        ec2 = boto3.client("ec2", region_name="us-east-1")
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [
-            ec2.create_subnet(
-                VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}"
-            )["Subnet"]["SubnetId"]
-            for i, z in ((1, "a"), (2, "b"))
-        ]
-        client.create_db_subnet_group(
-            DBSubnetGroupName="private",
-            SubnetIds=subnets,
-            DBSubnetGroupDescription="private subnets",
-        )
-        yield client
-
 
 SETTINGS = RdsSettings(
     subnet_group="private", security_group_ids=["sg-123"], kms_key_id=None, ttl=timedelta(hours=2)

@@ -26,7 +26,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from ..contract import RESTORED_FROM_TAG
-from ..errors import BackproofError, BackupNotFound, BadInput, JobFailed
+from ..errors import BackupNotFound, BadInput, JobFailed
 from ..pg.target import Target
 from .base import Instance
 from .rds import (
@@ -34,7 +34,7 @@ from .rds import (
     RdsSettings,
     delete_instance,
     ephemeral_tags,
-    master_credentials,
+    master_target,
     new_identifier,
     wait_available,
 )
@@ -310,18 +310,7 @@ class RestoredInstance(Instance):
         state = wait_available(self.rds, self.identifier, self.timeout_s, self.poll_s)
         self.seconds_to_available = round(time.monotonic() - started, 1)
         self.engine_version = state.engine_version
-        if not state.secret_arn:
-            raise BackproofError(f"RDS instance {self.identifier} has no managed master secret")
-        user, password = master_credentials(self.secrets, state.secret_arn)
-        assert state.host and state.port
-        return Target.from_params(
-            host=state.host,
-            port=state.port,
-            user=user,
-            dbname="postgres",
-            password=password,
-            sslmode="require",
-        )
+        return master_target(self.secrets, state)
 
     def teardown(self) -> None:
         if self.identifier:

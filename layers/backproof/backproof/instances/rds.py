@@ -252,6 +252,23 @@ def master_credentials(secrets_client: Any, secret_arn: str) -> tuple[str, str]:
     return str(data["username"]), str(data["password"])
 
 
+def master_target(secrets_client: Any, state: InstanceState) -> Target:
+    """The maintenance database of an available instance, as its RDS-managed master user,
+    over TLS (the password only in the target, from Secrets Manager)."""
+    if not state.secret_arn:
+        raise BackproofError(f"RDS instance {state.identifier} has no managed master secret")
+    user, password = master_credentials(secrets_client, state.secret_arn)
+    assert state.host and state.port
+    return Target.from_params(
+        host=state.host,
+        port=state.port,
+        user=user,
+        dbname="postgres",
+        password=password,
+        sslmode="require",
+    )
+
+
 class RdsInstance(Instance):
     """create -> wait -> describe -> (restore) -> delete, for the CLI and the container task."""
 
@@ -288,18 +305,7 @@ class RdsInstance(Instance):
         )
         self.state = wait_available(self.rds, self.identifier, self.timeout_s, self.poll_s)
         self.seconds_to_available = round(time.monotonic() - started, 1)
-        if not self.state.secret_arn:
-            raise BackproofError(f"RDS instance {self.identifier} has no managed master secret")
-        user, password = master_credentials(self.secrets, self.state.secret_arn)
-        assert self.state.host and self.state.port
-        return Target.from_params(
-            host=self.state.host,
-            port=self.state.port,
-            user=user,
-            dbname="postgres",
-            password=password,
-            sslmode="require",
-        )
+        return master_target(self.secrets, self.state)
 
     def teardown(self) -> None:
         if self.identifier:
