@@ -16,7 +16,8 @@ from typing import Any
 
 from backproof.errors import BadInput
 from backproof.instances.native import parse_time
-from backproof.store import SAFETY, BackupStore
+from backproof.model.manifest import Manifest
+from backproof.store import SAFETY, BackupStore, StoredBackup
 from backproof.store.records import read_restore_record
 
 from .aws import configured_source
@@ -25,6 +26,17 @@ from .events import field, only
 POINT_IN_TIME_FIELDS = {"kind", "time", "source_instance"}
 ROLLBACK_FIELDS = {"rollback", "database", "target", "dry_run"}
 TargetFn = Callable[[dict[str, Any], str, str], dict[str, Any]]
+
+
+def planned_backup(stored: StoredBackup, manifest: Manifest) -> dict[str, Any]:
+    """What a restore plan says of the backup it restores."""
+    return {
+        "backup_id": stored.backup_id,
+        "server_major": manifest.server_major,
+        "size": manifest.archive.size,
+        "tier": manifest.tier,
+        "snapshot_taken_at": str(manifest.snapshot.get("taken_at")),
+    }
 
 
 def point_in_time_plan(request: dict[str, Any], ssm: Any, prefix: str) -> dict[str, Any]:
@@ -79,13 +91,7 @@ def rollback_plan(request: dict[str, Any], store: BackupStore, target: TargetFn)
     manifest = store.load_manifest(stored)
     return {
         "database": database,
-        "backup": {
-            "backup_id": stored.backup_id,
-            "server_major": manifest.server_major,
-            "size": manifest.archive.size,
-            "tier": manifest.tier,
-            "snapshot_taken_at": str(manifest.snapshot.get("taken_at")),
-        },
+        "backup": planned_backup(stored, manifest),
         "target": chosen,
         "tables": [],
         "dry_run": field(request, "dry_run", bool, default=True),

@@ -29,7 +29,7 @@ from .clients import ssm
 from .env import required, settings
 from .events import field, only
 from .observability import logger, tracer
-from .restore_ways import point_in_time_plan, rollback_plan
+from .restore_ways import planned_backup, point_in_time_plan, rollback_plan
 from .stores import store
 
 SETTINGS = settings()
@@ -122,13 +122,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     plan = {
         "database": database,
-        "backup": {
-            "backup_id": stored.backup_id,
-            "server_major": manifest.server_major,
-            "size": manifest.archive.size,
-            "tier": manifest.tier,
-            "snapshot_taken_at": str(manifest.snapshot.get("taken_at")),
-        },
+        "backup": planned_backup(stored, manifest),
         "target": target,
         "tables": selected,
         "dry_run": dry_run,
