@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.core.config import default_user_config
 from moto.stepfunctions.models import stepfunctions_backends
 
 from backproof.cli import main
@@ -83,6 +84,13 @@ def test_check_flags_without_wait_verified_are_refused_before_the_backup(
     arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:verify"
     assert main([*backup(source_db, s3_store), "--through-workflow", arn]) == 2
     assert s3_store.s3.list_objects_v2(Bucket=s3_store.bucket).get("KeyCount", 0) == 0
+
+
+@pytest.fixture(autouse=True)
+def recorded_executions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's plain Step Functions backend, whose executions these tests end by hand; another
+    test in the same process may have switched moto to executing definitions."""
+    monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": False})
 
 
 def verify_machine() -> tuple[Any, str]:

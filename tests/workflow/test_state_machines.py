@@ -9,6 +9,7 @@ of one, with a local PostgreSQL cluster standing in as the server it would be.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -96,6 +97,8 @@ def deployed(
         **moto_server.env,
         # The image's RDS CA bundle: here the CA of the test clusters.
         "BACKPROOF_RDS_CA_BUNDLE": str(test_authority.ca_file),
+        # The image's PostgreSQL client (18 in the image; here every major the tests provide).
+        **{k: v for k, v in os.environ.items() if k == "BACKPROOF_PG_BIN_DIRS"},
     }
     deployment = Deployment(template, world, env)
     deployment.handlers = handlers  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ the arguments and environment the task definition and the workflow give it."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -307,6 +308,8 @@ def _task_env(
         "BACKPROOF_STORE": f"s3://{bucket}",
         "BACKPROOF_KMS_KEY_ID": key,
         "BACKPROOF_CLI": str(Path(sys.executable).parent / "backproof"),
+        # The image's PostgreSQL client (18 there; here every major the tests provide).
+        **{k: v for k, v in os.environ.items() if k == "BACKPROOF_PG_BIN_DIRS"},
     }
 
 
