@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -360,25 +361,34 @@ def test_a_dump_blocked_by_a_migration_gives_up_naming_the_lock(
 def test_a_snapshot_session_left_idle_too_long_is_ended_and_named(
     source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a source whose dump takes longer than the snapshot session may sit idle (counts
-    # only: the inventory is done at once, the dump goes on for seconds)
+    # Given a dump that will wait a few seconds on a lock while the inventory has nothing left
+    # to do: a session holds the partitioned parent (which pg_dump locks; the inventory reads
+    # only the partition) and lets go after three seconds
     source_db.execute(
-        "CREATE TABLE blobs AS SELECT g AS id, repeat(md5(g::text), 40) AS body "
-        "FROM generate_series(1, 150000) g"
+        "CREATE TABLE parent (id int) PARTITION BY RANGE (id);"
+        "CREATE TABLE child PARTITION OF parent FOR VALUES FROM (0) TO (1000);"
+        "INSERT INTO parent SELECT g FROM generate_series(1, 500) g"
     )
-    # When the backup lets the source end that session after one idle second
-    code, out, _ = run_cli(
-        capsys,
-        "backup",
-        "--source-url",
-        source_db.url,
-        "--store",
-        s3_store.url,
-        "--no-fingerprints",
-        "--snapshot-idle-timeout",
-        "1s",
-        "--json",
-    )
+    holder = source_db.connect()
+    holder.execute("LOCK TABLE ONLY parent IN ACCESS EXCLUSIVE MODE")
+    release = threading.Timer(3.0, holder.rollback)
+    release.start()
+    try:
+        # When the backup lets the source end its snapshot session after one idle second
+        code, out, _ = run_cli(
+            capsys,
+            "backup",
+            "--source-url",
+            source_db.url,
+            "--store",
+            s3_store.url,
+            "--snapshot-idle-timeout",
+            "1s",
+            "--json",
+        )
+    finally:
+        release.join()
+        holder.close()
     # Then the backup fails saying what ended it and what to change, and nothing is stored
     assert code == 1
     error = json.loads(out.strip().splitlines()[-1])
