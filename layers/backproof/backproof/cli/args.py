@@ -88,6 +88,20 @@ def tls_params(args: argparse.Namespace) -> dict[str, str]:
     }
 
 
+def add_rds_instance_args(rds: argparse._ArgumentGroup) -> None:
+    """Where and how a temporary RDS instance is created (flags or BACKPROOF_RDS_* variables)."""
+    rds.add_argument("--rds-subnet-group", default=os.environ.get("BACKPROOF_RDS_SUBNET_GROUP"))
+    rds.add_argument(
+        "--rds-security-group",
+        action="append",
+        default=[s for s in os.environ.get("BACKPROOF_RDS_SECURITY_GROUPS", "").split(",") if s],
+    )
+    rds.add_argument(
+        "--rds-instance-class",
+        default=os.environ.get("BACKPROOF_RDS_INSTANCE_CLASS", "db.t4g.medium"),
+    )
+
+
 def watching(args: argparse.Namespace) -> bool:
     """A person is watching: show progress (never with --json, never into a pipe)."""
     return not getattr(args, "json", False) and sys.stderr.isatty()

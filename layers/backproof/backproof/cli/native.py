@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from typing import Any
 
 import boto3
@@ -30,6 +29,7 @@ from .args import (
     Subparsers,
     add_operator_check_args,
     add_output_args,
+    add_rds_instance_args,
     add_store_args,
     add_tls_args,
     tls_params,
@@ -54,16 +54,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     add_operator_check_args(p)
     rds = p.add_argument_group("the temporary instance")
-    rds.add_argument("--rds-subnet-group", default=os.environ.get("BACKPROOF_RDS_SUBNET_GROUP"))
-    rds.add_argument(
-        "--rds-security-group",
-        action="append",
-        default=[s for s in os.environ.get("BACKPROOF_RDS_SECURITY_GROUPS", "").split(",") if s],
-    )
-    rds.add_argument(
-        "--rds-instance-class",
-        default=os.environ.get("BACKPROOF_RDS_INSTANCE_CLASS", "db.t4g.medium"),
-    )
+    add_rds_instance_args(rds)
     given = p.add_argument_group("an instance someone else restored (the deployed workflow)")
     given.add_argument(
         "--target-url",

@@ -23,6 +23,7 @@ from .args import (
     Subparsers,
     add_operator_check_args,
     add_output_args,
+    add_rds_instance_args,
     add_store_args,
     add_tls_args,
     tls_params,
@@ -71,16 +72,7 @@ def register(sub: Subparsers) -> None:
         "at the checked database met it",
     )
     rds = p.add_argument_group("RDS instance (--instance rds)")
-    rds.add_argument("--rds-subnet-group", default=os.environ.get("BACKPROOF_RDS_SUBNET_GROUP"))
-    rds.add_argument(
-        "--rds-security-group",
-        action="append",
-        default=[s for s in os.environ.get("BACKPROOF_RDS_SECURITY_GROUPS", "").split(",") if s],
-    )
-    rds.add_argument(
-        "--rds-instance-class",
-        default=os.environ.get("BACKPROOF_RDS_INSTANCE_CLASS", "db.t4g.medium"),
-    )
+    add_rds_instance_args(rds)
     rds.add_argument("--rds-kms-key-id", default=os.environ.get("BACKPROOF_RDS_KMS_KEY_ID"))
     p.add_argument(
         "--target-url",
