@@ -187,10 +187,12 @@ def take_backup(
     compression: str = "zstd",
     fingerprints: bool = True,
     progress: ProgressFn | None = None,
+    jobs: int = 1,
 ) -> tuple[BackupStore, BackupResult]:
     """The one way tests take a real backup of `db` (through the engine, not the CLI). Where
     the destination has a signing key (the workflow tests' world), the manifest is signed
-    with it, as the deployed task signs."""
+    with it, as the deployed task signs. With `jobs` > 1 even a small database is split (the
+    size thresholds are for speed, not correctness)."""
     store = open_store(where.url, kms_key_id=where.kms_key_id)
     signing_key = getattr(where, "signing_key_arn", None)
     request = BackupRequest(
@@ -202,6 +204,9 @@ def take_backup(
         fingerprints=fingerprints,
         extra_pg_dump_args=list(extra_pg_dump_args),
         signing=open_signing(kms_key_id=signing_key) if signing_key else None,
+        jobs=jobs,
+        split_min_bytes=0,
+        split_min_table_bytes=0,
     )
     if progress is None:
         return store, run_backup(request)

@@ -39,7 +39,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             None,
         )
     manifest = backups.load_manifest(stored)
-    hashed = manifest.archive.size <= LAMBDA_HASH_LIMIT
+    hashed = manifest.archive.total_size <= LAMBDA_HASH_LIMIT
     if hashed:
         manifest, _ = check_integrity(backups, stored, signing=keys)
     logger.info(
@@ -50,6 +50,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "database": stored.database,
         "tier": manifest.tier,
         "server_major": manifest.server_major,
-        "size": manifest.archive.size,
+        "size": manifest.archive.total_size,
         "sha256_checked": hashed,
     }

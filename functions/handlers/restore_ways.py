@@ -33,7 +33,7 @@ def planned_backup(stored: StoredBackup, manifest: Manifest) -> dict[str, Any]:
     return {
         "backup_id": stored.backup_id,
         "server_major": manifest.server_major,
-        "size": manifest.archive.size,
+        "size": manifest.archive.total_size,
         "tier": manifest.tier,
         "snapshot_taken_at": str(manifest.snapshot.get("taken_at")),
     }

@@ -83,6 +83,32 @@ def decompress_file(kind: str, source: Path, target: Path) -> int:
         raise CorruptStream(f"ValueError: {exc}") from exc
 
 
+def decompressed_chunks(kind: str, source: Path) -> Iterator[bytes]:
+    """A stored file decompressed chunk by chunk, each at most WRITE_CHUNK bytes (a highly
+    compressible chunk does not expand in memory); CorruptStream when it does not decompress.
+    """
+    try:
+        with source.open("rb") as fin:
+            if kind == "none":
+                while chunk := fin.read(READ_CHUNK):
+                    yield chunk
+            elif kind == "zstd":
+                dctx = zstandard.ZstdDecompressor()
+                yield from dctx.read_to_iter(fin, read_size=READ_CHUNK, write_size=WRITE_CHUNK)
+            elif kind == "gzip":
+                dobj = zlib.decompressobj(31)
+                while chunk := fin.read(READ_CHUNK):
+                    while chunk:
+                        yield dobj.decompress(chunk, WRITE_CHUNK)
+                        chunk = dobj.unconsumed_tail
+                if not dobj.eof:
+                    raise ValueError("gzip stream ends early")
+            else:
+                raise BadInput(f"unknown compression {kind!r}")
+    except (zstandard.ZstdError, zlib.error, EOFError, ValueError) as exc:
+        raise CorruptStream(f"{type(exc).__name__}: {exc}") from exc
+
+
 def _decompress_file(kind: str, source: Path, target: Path) -> int:
     with source.open("rb") as fin, target.open("wb") as fout:
         if kind == "zstd":

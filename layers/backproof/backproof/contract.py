@@ -72,3 +72,8 @@ ERROR_COULD_NOT_VERIFY = "CouldNotVerify"
 ERROR_INSTANCE_BUSY = "InstanceBusy"
 # Worth another attempt: the source or the store was unreachable for a while.
 RETRYABLE_TASK_ERRORS = ("SourceUnavailable", "UploadFailed")
+
+# -- the task's size --------------------------------------------------------------------------
+# The Fargate task's CPU units, passed by the workflows (1024 a vCPU); the parallel jobs of a
+# dump, a verification or a restore default to the task's vCPUs (jobs/__init__.py).
+TASK_CPU_ENV = "BACKPROOF_TASK_CPU"

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK
+from ..jobs import default_jobs
 from ..jobs.backup import BackupRequest, run_backup
+from ..jobs.dump_workers import SPLIT_MIN_BYTES
 from ..model.manifest import COMPRESSIONS, TIERS
 from ..model.operator import parse_duration
 from ..pg.target import Target
@@ -48,6 +50,15 @@ def register(sub: Subparsers) -> None:
         help="record row counts only (faster; verification then cannot compare content)",
     )
     p.add_argument("--pg-bin-dir", type=Path, help="directory holding pg_dump to prefer")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="pg_dump workers sharing the dump, and connections sharing the fingerprints "
+        "(default: the task's vCPUs, else this machine's cores); a database under "
+        f"{SPLIT_MIN_BYTES >> 20} MiB of table data is dumped as one archive",
+    )
     p.add_argument(
         "--lock-wait-timeout",
         default="10m",
@@ -88,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         compression=args.compression,
         fingerprints=not args.no_fingerprints,
         pg_bin_dir=args.pg_bin_dir,
+        jobs=args.jobs if args.jobs is not None else default_jobs(),
         lock_wait_timeout_s=lock_wait_seconds(args.lock_wait_timeout),
         snapshot_idle_timeout_s=lock_wait_seconds(args.snapshot_idle_timeout),
         signing=signing_from_args(args),

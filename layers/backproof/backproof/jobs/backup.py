@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,26 +22,52 @@ from typing import Any
 import psycopg
 
 from .. import __version__
-from ..compression import compressor
-from ..errors import BackproofError, BadInput, DumpFailed, JobFailed, LockWaitTimeout, redact
-from ..model.manifest import COMPRESSIONS, TIERS, ArchiveInfo, Inventory, Manifest, new_backup_id
-from ..model.sequences import SequenceState, behind_in_source, record_bounds
-from ..pg.dump import READ_CHUNK, PgDump
-from ..pg.inventory import take_inventory
+from ..errors import BackproofError, BadInput, DumpFailed, LockWaitTimeout
+from ..model.manifest import (
+    COMPRESSIONS,
+    FORMAT_VERSION,
+    SPLIT_FORMAT_VERSION,
+    TIERS,
+    Inventory,
+    Manifest,
+    new_backup_id,
+)
+from ..model.sequences import SequenceState
+from ..pg.dump import PgDump
 from ..pg.locks import holders, waited_for
-from ..pg.programs import find_program
+from ..pg.programs import PgProgram, find_program
 from ..pg.roles import read_roles
-from ..pg.sequences import owned_column_extremes, read_sequences
 from ..pg.target import Target
 from ..signals import signals_deferred
 from ..signing import Signing, Statement
-from ..store import BACKUPS, BackupStore, MultipartUpload, validate_database_name
+from ..store import BACKUPS, BackupStore, validate_database_name
+from ..store.layout import part_key
+from .dump_workers import (
+    SPLIT_MIN_BYTES,
+    SPLIT_MIN_TABLE_BYTES,
+    DumpExit,
+    Stream,
+    Streams,
+    archive_info,
+    plan_shares,
+    share_args,
+)
 from .ownership import store_roles
 from .signatures import MANIFEST, seal
+from .snapshot import (
+    Helpers,
+    InventoryThread,
+    export_snapshot,
+    finish_sequences,
+    inventory_failure,
+    read_sequences_now,
+)
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
 # Ten minutes: long enough for a quick DDL, short enough not to hold vacuum back for hours.
 DEFAULT_LOCK_WAIT_S = 600
+# Each worker is a pg_dump and a connection to the source (and one more for fingerprints).
+MAX_JOBS = 32
 
 
 @dataclass
@@ -69,6 +93,11 @@ class BackupRequest:
     snapshot_idle_timeout_s: int = 0
     # With a signer, the manifest's signature is stored just before it (jobs/signatures.py).
     signing: Signing | None = None
+    # pg_dump workers sharing the dump (jobs/dump_workers.py); 1: one archive. The thresholds
+    # below which a database keeps one archive are fields so tests can split small ones.
+    jobs: int = 1
+    split_min_bytes: int = SPLIT_MIN_BYTES
+    split_min_table_bytes: int = SPLIT_MIN_TABLE_BYTES
 
 
 @dataclass
@@ -82,7 +111,8 @@ class BackupResult:
             "backup_id": m.backup_id,
             "archive_key": m.archive.key,
             "manifest_key": self.manifest_key,
-            "size": m.archive.size,
+            "size": m.archive.total_size,
+            "parts": len(m.archive.parts),
             "sha256": m.archive.sha256,
             "tables": len(m.inventory.tables),
             "rows": m.inventory.total_rows,
@@ -94,39 +124,12 @@ def validate_request(req: BackupRequest) -> None:
     validate_database_name(req.database_name)
     if req.tier not in TIERS:
         raise BadInput(f"unknown tier {req.tier!r}: use one of {', '.join(TIERS)}")
+    if not 1 <= req.jobs <= MAX_JOBS:
+        raise BadInput(f"--jobs {req.jobs}: use a number of workers from 1 to {MAX_JOBS}")
     if req.compression not in COMPRESSIONS:
         raise BadInput(
             f"unknown compression {req.compression!r}: use one of {', '.join(COMPRESSIONS)}"
         )
-
-
-class _InventoryThread(threading.Thread):
-    def __init__(
-        self,
-        conn: psycopg.Connection[Any],
-        fingerprints: bool,
-        progress: ProgressFn,
-        sequences: list[SequenceState],
-    ) -> None:
-        super().__init__(name="inventory", daemon=True)
-        self.conn, self.fingerprints, self.progress = conn, fingerprints, progress
-        self.sequences = sequences
-        self.result: Inventory | None = None
-        self.error: BaseException | None = None
-        self.seconds = 0.0
-
-    def run(self) -> None:
-        start = time.monotonic()
-        try:
-            self.result = take_inventory(
-                self.conn,
-                fingerprints=self.fingerprints,
-                on_table=lambda t: self.progress("table", {"table": t.qualified, "rows": t.rows}),
-                sequences=self.sequences,
-            )
-        except BaseException as exc:  # reported by the main thread
-            self.error = exc
-        self.seconds = time.monotonic() - start
 
 
 def _noop(event: str, data: dict[str, Any]) -> None:
@@ -167,7 +170,9 @@ def _backup_in_snapshot(
     )
     req.store.check_writable()
 
-    snapshot_id, taken_at, txid = _export_snapshot(conn, req)
+    snapshot_id, taken_at, txid = export_snapshot(
+        conn, req.lock_wait_timeout_s, req.snapshot_idle_timeout_s
+    )
     # What a restore will need room for (jobs/space.py), read inside the snapshot.
     size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
     server["database_size"] = int(size[0]) if size else 0
@@ -176,36 +181,22 @@ def _backup_in_snapshot(
     directory = req.store.backup_prefix(req.database_name, backup_id, req.namespace)
     # Sequences are not transactional: read them now, before pg_dump reads them, so what the
     # manifest records is a bound pg_dump's values satisfy (model/sequences.py).
-    sequences = _read_sequences(conn)
+    sequences = read_sequences_now(conn)
     progress("snapshot", {"snapshot": snapshot_id, "backup_id": backup_id})
     roles = read_roles(conn)  # the cluster's roles as of the snapshot (no passwords)
 
-    upload = req.store.open_upload(key, tier=req.tier)
-    dump = PgDump(pg_dump, req.source, snapshot_id, _dump_args(conn, req))
-    inventory = _InventoryThread(conn, req.fingerprints, progress, sequences)
+    dumped = _dump(
+        req,
+        conn,
+        pg_dump=pg_dump,
+        snapshot_id=snapshot_id,
+        key=key,
+        sequences=sequences,
+        progress=progress,
+    )
+    dump_seconds = time.monotonic() - t0
     try:
-        dump.start()
-        inventory.start()
-        raw_size, sha256 = _stream(dump, upload, req.compression, progress)
-        code = dump.wait()
-        if code != 0:
-            raise _dump_failure(req, dump, code)
-        dump_seconds = time.monotonic() - t0
-        inventory.join()
-        if inventory.error is not None:
-            raise _inventory_failure(inventory.error)
-        info = upload.complete()
-    except BaseException:
-        with signals_deferred():
-            dump.kill()
-            upload.abort()
-            if inventory.is_alive():
-                _cancel(conn)
-                inventory.join(timeout=30)
-        raise
-    try:
-        assert inventory.result is not None
-        inventory.result.sequences = _finish_sequences(conn, sequences)  # ends the snapshot
+        dumped.inventory.sequences = finish_sequences(conn, sequences)  # ends the snapshot
 
         manifest = Manifest(
             backup_id=backup_id,
@@ -223,27 +214,27 @@ def _backup_in_snapshot(
                 "pg_dump": {"version": pg_dump.version, "path": str(pg_dump.path)},
                 "backproof": __version__,
             },
-            archive=ArchiveInfo(
-                key=key,
-                format="custom",
-                compression=req.compression,
-                size=info.size,
-                sha256=sha256,
-                raw_size=raw_size,
-                encryption=info.encryption,
-            ),
-            inventory=inventory.result,
-            dump_options={"extra_args": req.extra_pg_dump_args, "fingerprints": req.fingerprints},
+            archive=archive_info(dumped.written, req.compression),
+            inventory=dumped.inventory,
+            dump_options={
+                "extra_args": req.extra_pg_dump_args,
+                "fingerprints": req.fingerprints,
+                "jobs": req.jobs,
+                "workers": len(dumped.written),
+                **({"single_archive": dumped.single} if dumped.single else {}),
+            },
             roles=store_roles(req.store, directory, roles, tier=req.tier),
         )
+        split = len(dumped.written) > 1
+        manifest.format_version = SPLIT_FORMAT_VERSION if split else FORMAT_VERSION
         manifest.timings = {
             "dump_seconds": round(dump_seconds, 3),
-            "inventory_seconds": round(inventory.seconds, 3),
+            "inventory_seconds": round(dumped.inventory_seconds, 3),
             "total_seconds": round(time.monotonic() - t0, 3),
         }
         manifest_key = directory + "manifest.json"
         _write_manifest(req, manifest_key, manifest)
-        progress("done", {"backup_id": backup_id, "size": info.size})
+        progress("done", {"backup_id": backup_id, "size": manifest.archive.total_size})
         return BackupResult(manifest, manifest_key)
     except BaseException:
         # The archive is complete but no manifest vouches for it yet: remove it, so a failure
@@ -256,6 +247,77 @@ def _backup_in_snapshot(
         raise
 
 
+@dataclass
+class _Dumped:
+    written: list[Stream]  # the main archive first, then its parts
+    single: str  # why the dump is one archive, when it is
+    inventory: Inventory
+    inventory_seconds: float
+
+
+def _dump(
+    req: BackupRequest,
+    conn: psycopg.Connection[Any],
+    *,
+    pg_dump: PgProgram,
+    snapshot_id: str,
+    key: str,
+    sequences: list[SequenceState],
+    progress: ProgressFn,
+) -> _Dumped:
+    """The dump workers streaming to the store while the inventory is taken; on any failure
+    (or signal) every pg_dump is killed and every upload aborted."""
+    try:
+        shares, single = plan_shares(
+            conn,
+            req.jobs,
+            req.extra_pg_dump_args,
+            pg_dump.major,
+            min_bytes=req.split_min_bytes,
+            min_table_bytes=req.split_min_table_bytes,
+        )
+    except psycopg.Error as exc:
+        raise inventory_failure(exc) from exc
+    streams = Streams(progress, req.compression)
+    inventory = InventoryThread(
+        conn,
+        req.fingerprints,
+        progress,
+        sequences,
+        Helpers(
+            req.source,
+            snapshot_id,
+            req.jobs - 1,
+            req.lock_wait_timeout_s,
+            req.snapshot_idle_timeout_s,
+        ),
+    )
+    try:
+        common = _dump_args(conn, req)
+        for share in shares:
+            where = key if share.main else part_key(key, share.index)
+            dump = PgDump(pg_dump, req.source, snapshot_id, [*common, *share_args(share)])
+            streams.add(share, dump, req.store.open_upload(where, tier=req.tier), where)
+        streams.start()
+        inventory.start()
+        try:
+            written = streams.wait()
+        except DumpExit as exc:
+            raise _dump_failure(req, exc.stream.dump, exc.code) from None
+        inventory.join()
+        if inventory.error is not None:
+            raise inventory_failure(inventory.error)
+    except BaseException:
+        with signals_deferred():
+            streams.kill()
+            if inventory.is_alive():
+                inventory.cancel()
+                inventory.join(timeout=30)
+        raise
+    assert inventory.result is not None
+    return _Dumped(written, single, inventory.result, inventory.seconds)
+
+
 def _write_manifest(req: BackupRequest, key: str, manifest: Manifest) -> None:
     """The manifest, last; its signature (with a signer) just before it, so a manifest never
     exists unsigned when signing is configured."""
@@ -263,55 +325,6 @@ def _write_manifest(req: BackupRequest, key: str, manifest: Manifest) -> None:
     statement = Statement.of(MANIFEST, manifest.backup_id, manifest.database, key, data)
     seal(req.store, req.signing, statement, tier=req.tier)
     req.store.put_bytes(key, data, tier=req.tier)
-
-
-def _stream(
-    dump: PgDump, upload: MultipartUpload, compression: str, progress: ProgressFn
-) -> tuple[int, str]:
-    stdout = dump.stdout
-    comp = compressor(compression)
-    digest = hashlib.sha256()
-    raw = 0
-    read = stdout.read1 if hasattr(stdout, "read1") else stdout.read
-    next_report = 0
-    while True:
-        chunk = read(READ_CHUNK)
-        if not chunk:
-            break
-        raw += len(chunk)
-        out = comp.compress(chunk)
-        if out:
-            digest.update(out)
-            upload.write(out)
-        if raw >= next_report:
-            progress("bytes", {"raw": raw, "stored": upload.size})
-            next_report = raw + (16 << 20)
-    tail = comp.flush()
-    if tail:
-        digest.update(tail)
-        upload.write(tail)
-    progress("bytes", {"raw": raw, "stored": upload.size})
-    return raw, digest.hexdigest()
-
-
-def _export_snapshot(conn: psycopg.Connection[Any], req: BackupRequest) -> tuple[str, Any, str]:
-    """Open the read-only repeatable-read transaction whose snapshot pg_dump imports; its
-    lock waits are bounded like pg_dump's. (snapshot id, when, txid snapshot)."""
-    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    if req.lock_wait_timeout_s:
-        conn.execute(
-            "SELECT set_config('lock_timeout', %s, true)", (f"{req.lock_wait_timeout_s}s",)
-        )
-    if req.snapshot_idle_timeout_s:
-        conn.execute(
-            "SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
-            (f"{req.snapshot_idle_timeout_s}s",),
-        )
-    row = conn.execute(
-        "SELECT pg_export_snapshot(), clock_timestamp(), txid_current_snapshot()::text"
-    ).fetchone()
-    assert row is not None
-    return str(row[0]), row[1], str(row[2])
 
 
 def _dump_args(conn: psycopg.Connection[Any], req: BackupRequest) -> list[str]:
@@ -338,63 +351,3 @@ def _dump_failure(req: BackupRequest, dump: PgDump, code: int) -> DumpFailed:
         f"the backup's snapshot would not hold back vacuum: {held}. Retry when that session "
         "is done, or allow a longer wait (--lock-wait-timeout)"
     )
-
-
-def _read_sequences(conn: psycopg.Connection[Any]) -> list[SequenceState]:
-    try:
-        return read_sequences(conn)
-    except psycopg.Error as exc:
-        raise _inventory_failure(exc) from exc
-
-
-def _finish_sequences(
-    conn: psycopg.Connection[Any], sequences: list[SequenceState]
-) -> list[SequenceState]:
-    """End the snapshot and give each sequence read before the dump its bound, and whether the
-    source's own column was already beyond it."""
-    extremes = _column_extremes(conn, sequences)  # still in the snapshot
-    try:
-        conn.rollback()  # ends the snapshot; the transaction was read-only
-    except psycopg.OperationalError as exc:
-        raise JobFailed(
-            "the source ended the backup's snapshot session before the dump finished "
-            f"({redact(str(exc)).strip()}); if it was idle_in_transaction_session_timeout, "
-            "raise --snapshot-idle-timeout above the dump's duration"
-        ) from exc
-    return behind_in_source(record_bounds(sequences, _read_again(conn)), extremes)
-
-
-def _column_extremes(
-    conn: psycopg.Connection[Any], sequences: list[SequenceState]
-) -> dict[tuple[str, str], int | None]:
-    """In the snapshot: each owned sequence's column extreme, so a verification can tell a
-    sequence the source itself let fall behind its column from one the restore broke."""
-    try:
-        with conn.transaction():  # a savepoint: a failure here must not end the snapshot
-            return owned_column_extremes(conn, sequences)
-    except psycopg.Error:
-        return {}
-
-
-def _read_again(conn: psycopg.Connection[Any]) -> list[SequenceState] | None:
-    """Sequences once pg_dump is done, to see which went backwards meanwhile (outside the
-    snapshot, which has ended); None if they cannot be read: then no bound is withdrawn."""
-    try:
-        return read_sequences(conn)
-    except psycopg.Error:
-        return None
-    finally:
-        conn.rollback()
-
-
-def _cancel(conn: psycopg.Connection[Any]) -> None:
-    try:
-        conn.cancel()
-    except psycopg.Error:
-        pass
-
-
-def _inventory_failure(exc: BaseException) -> BackproofError:
-    if isinstance(exc, BackproofError):
-        return exc
-    return JobFailed(f"taking the inventory of the source failed: {redact(str(exc)).strip()}")

@@ -38,7 +38,7 @@ def backup_rows(backups: list[StoredBackup]) -> list[dict[str, Any]]:
                 "time": (m.created_at if m else b.created_at.isoformat()),
                 "database": b.database,
                 "tier": m.tier if m else None,
-                "size": m.archive.size if m else b.archive_size,
+                "size": m.archive.total_size if m else b.archive_size,
                 "tables": len(m.inventory.tables) if m else None,
                 "rows": m.inventory.total_rows if m else None,
                 "verification": status,

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import IntegrityError
 from ..model.checks import FAIL, PASS, CheckResult, compare
+from ..model.manifest import Manifest
 from ..store import SIGNATURE_SUFFIX, BackupStore, StoredBackup
 
 PRESENT, SIZE, SHA256 = "replica.present", "replica.size", "replica.sha256"
@@ -30,11 +31,15 @@ def _sha256(store: BackupStore, key: str) -> str:
     return digest.hexdigest()
 
 
-def backup_keys(stored: StoredBackup) -> list[str]:
-    """Every key a backup may hold (signatures and roles only exist for some backups)."""
+def backup_keys(stored: StoredBackup, manifest: Manifest | None = None) -> list[str]:
+    """Every key a backup may hold (signatures and roles only exist for some backups; the
+    parts of a split archive are named by its manifest)."""
     keys = [stored.manifest_key, stored.manifest_key + SIGNATURE_SUFFIX, stored.roles_key]
     if stored.archive_key:
         keys.append(stored.archive_key)
+    manifest = manifest or stored.manifest
+    if manifest is not None:
+        keys += [p.key for p in manifest.archive.parts]
     for key in stored.verification_keys:
         keys += [key, key + SIGNATURE_SUFFIX]
     return keys
@@ -46,10 +51,11 @@ def check_replica(
     """One result per check and object; the subject is the key relative to the store."""
     manifest = source.load_manifest(stored)
     known = {manifest.archive.key: manifest.archive.sha256}
+    known.update({p.key: p.sha256 for p in manifest.archive.parts})
     if manifest.roles is not None:
         known[manifest.roles.key] = manifest.roles.sha256
     results: list[CheckResult] = []
-    for key in backup_keys(stored):
+    for key in backup_keys(stored, manifest):
         try:
             expected = source.head(key)
         except IntegrityError:

@@ -8,7 +8,6 @@ CLI and the workflow's validate_restore handler both use them.
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from ..pg.target import Target
 from ..pg.toc import expand_partitioned, select_table_entries
 from ..signing import Signing
 from ..store import BACKUPS, SAFETY, BackupStore, StoredBackup, safety_name
+from . import default_jobs
 from .backup import BackupRequest, run_backup
 from .checks import restore_check, run_checks
 from .integrity import check_integrity
@@ -275,7 +275,7 @@ def restore_backup(
         roles = load_roles(store, stored, manifest) if plan.roles_to_create else None
         report.add(*roles_for_restore(target, roles, plan.roles_to_create, plan.owners_note))
         note(f"restoring into {plan.target}")
-        jobs = req.jobs or os.cpu_count() or 1
+        jobs = req.jobs or default_jobs()
         # A rollback empties the target first, and restores into it as into a fresh database.
         report.add(*(req.rollback_of.empty_target(target) if req.rollback_of else ()))
         if plan.owners and list_file is None and (not req.clean or req.rollback_of):

@@ -29,7 +29,7 @@ def restored_size(manifest: Manifest) -> int:
     recorded = manifest.server.get("database_size")
     if isinstance(recorded, int) and recorded > 0:
         return recorded
-    return 2 * manifest.archive.raw_size
+    return 2 * manifest.archive.total_raw_size
 
 
 def _check(subject: str, need: int, have: int, where: str) -> CheckResult:
@@ -43,7 +43,7 @@ def _check(subject: str, need: int, have: int, where: str) -> CheckResult:
 def local_space(manifest: Manifest, directory: Path, *, restore_here: bool) -> CheckResult:
     """The download and decompressed archive (and, for a local cluster, the restored database)
     in `directory`."""
-    need = manifest.archive.size + manifest.archive.raw_size
+    need = manifest.archive.total_size + manifest.archive.total_raw_size
     if restore_here:
         need += restored_size(manifest)
     need = int(need * HEADROOM)

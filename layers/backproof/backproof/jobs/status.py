@@ -233,7 +233,7 @@ def _tier(b: StoredBackup) -> str | None:
 
 
 def _size(b: StoredBackup) -> int | None:
-    return b.manifest.archive.size if b.manifest else (b.archive_size or None)
+    return b.manifest.archive.total_size if b.manifest else (b.archive_size or None)
 
 
 def _ref(b: StoredBackup, now: datetime) -> BackupRef:

@@ -14,7 +14,6 @@ checks in a Lambda); `verify_backup` composes them for the CLI:
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -49,6 +48,7 @@ from ..pg.restore import RestoreOutcome, restore_archive
 from ..pg.target import Target
 from ..signing import Signing
 from ..store import BackupStore, StoredBackup
+from . import default_jobs
 from .checks import restore_check, run_checks
 from .integrity import Preparation, integrity_checks
 from .ownership import load_roles, prepare_roles
@@ -105,7 +105,7 @@ def restore_into(
     owners: bool = False,
 ) -> RestoreOutcome:
     """Parallel pg_restore of the archive into the (empty) database `target` names."""
-    jobs = jobs or os.cpu_count() or 1
+    jobs = jobs or default_jobs()
     progress(f"restoring with pg_restore {pg_restore.version} ({jobs} jobs)")
     return restore_archive(pg_restore, archive_path, target, jobs=jobs, owners=owners)
 
@@ -302,8 +302,8 @@ def _restore_and_check(
             report.instance = instance.describe()
             prepared = preparation.outcome()
             report.timings["decompress_seconds"] = preparation.seconds
-            report.add(prepared)
-            if prepared.failed:
+            report.add(*prepared)
+            if any(r.failed for r in prepared):
                 return
             restore_and_check(
                 manifest,

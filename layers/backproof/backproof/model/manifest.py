@@ -20,7 +20,11 @@ from .sequences import SequenceState
 FORMAT = "backproof.manifest"
 # 2: roles, owners and privileges, sequence bounds (fields absent from version 1 read as empty).
 FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: the archive is split into parts dumped in parallel (archive.parts). Written only for
+# split backups, so a release that cannot merge parts refuses them instead of restoring the
+# main archive alone and calling the missing rows a defect.
+SPLIT_FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 TIERS = ("daily", "weekly", "monthly", "yearly", "manual", "safety")
 COMPRESSIONS = ("zstd", "gzip", "none")
 _BACKUP_ID = re.compile(r"^(\d{8}T\d{6})\.(\d{3})Z-([0-9a-f]{6})$")
@@ -112,14 +116,47 @@ class Inventory:
 
 
 @dataclass
+class ArchivePart:
+    """A data-only archive dumped by another worker from the same snapshot (format 3)."""
+
+    key: str
+    size: int  # bytes stored
+    sha256: str  # of the bytes stored
+    raw_size: int  # bytes pg_dump produced
+    tables: list[list[str]] = field(default_factory=list)  # [schema, name] whose data it holds
+
+
+@dataclass
 class ArchiveInfo:
+    """The main archive (the whole backup, unless `parts` hold some tables' data)."""
+
     key: str
     format: str  # pg_dump format: "custom"
-    compression: str  # outer stream compression: zstd | gzip | none
+    compression: str  # outer stream compression: zstd | gzip | none (parts alike)
     size: int  # bytes stored
     sha256: str  # of the bytes stored
     raw_size: int  # bytes pg_dump produced
     encryption: dict[str, str] = field(default_factory=dict)  # {"type": "aws:kms", "kms_key_id": …}
+    parts: list[ArchivePart] = field(default_factory=list)
+
+    @property
+    def total_size(self) -> int:
+        """Bytes stored, parts included."""
+        return self.size + sum(p.size for p in self.parts)
+
+    @property
+    def total_raw_size(self) -> int:
+        """Bytes pg_dump produced, parts included: the merged archive's size, about."""
+        return self.raw_size + sum(p.raw_size for p in self.parts)
+
+    @property
+    def keys(self) -> list[str]:
+        return [self.key, *(p.key for p in self.parts)]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ArchiveInfo:
+        fields = {k: v for k, v in data.items() if k != "parts"}
+        return cls(**fields, parts=[ArchivePart(**p) for p in data.get("parts") or []])
 
 
 @dataclass
@@ -187,7 +224,7 @@ class Manifest:
                 "release that matches."
             )
         try:
-            archive = ArchiveInfo(**data["archive"])
+            archive = ArchiveInfo.from_dict(data["archive"])
             manifest = cls(
                 backup_id=str(data["backup_id"]),
                 database=str(data["database"]),
@@ -208,8 +245,12 @@ class Manifest:
             raise IntegrityError(f"{where} is missing or has a malformed field: {exc}") from exc
         if not is_backup_id(manifest.backup_id):
             raise IntegrityError(f"{where} has a malformed backup id {manifest.backup_id!r}")
-        if not isinstance(archive.size, int) or not re.fullmatch(r"[0-9a-f]{64}", archive.sha256):
-            raise IntegrityError(f"{where} has a malformed archive size or sha256")
+        objects: list[ArchiveInfo | ArchivePart] = [archive, *archive.parts]
+        for stored in objects:
+            if not isinstance(stored.size, int) or not re.fullmatch(r"[0-9a-f]{64}", stored.sha256):
+                raise IntegrityError(f"{where} has a malformed archive size or sha256")
+        if archive.parts and manifest.format_version < SPLIT_FORMAT_VERSION:
+            raise IntegrityError(f"{where} lists archive parts in a format that has none")
         roles = manifest.roles
         if roles is not None and not (
             isinstance(roles.size, int) and re.fullmatch(r"[0-9a-f]{64}", str(roles.sha256))

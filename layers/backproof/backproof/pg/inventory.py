@@ -16,7 +16,9 @@ slower on pgbench_accounts for no gain in what is detected.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -54,7 +56,9 @@ _TABLES_SQL = f"""
 SELECT n.nspname, c.relname, c.relkind::text,
        array(SELECT a.attname::text FROM pg_attribute a
              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-             ORDER BY a.attname COLLATE "C")
+             ORDER BY a.attname COLLATE "C"),
+       greatest(c.relpages, 0) + coalesce(
+         (SELECT greatest(t.relpages, 0) FROM pg_class t WHERE t.oid = c.reltoastrelid), 0)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't' AND {_SYSTEM_NS}
   AND (c.relkind <> 'm' OR c.relispopulated)
@@ -146,9 +150,71 @@ def table_stats(
     )
 
 
-def list_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str, list[str]]]:
+def list_tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str, list[str], int]]:
+    """(schema, name, kind, columns in name order, pages by the catalog's last estimate)."""
     kinds = {"r": "table", "m": "materialized_view"}
-    return [(s, n, kinds[k], list(cols)) for s, n, k, cols in conn.execute(_TABLES_SQL).fetchall()]
+    return [
+        (s, n, kinds[k], list(cols), int(pages))
+        for s, n, k, cols, pages in conn.execute(_TABLES_SQL).fetchall()
+    ]
+
+
+def _stats(
+    conn: psycopg.Connection[Any], table: tuple[str, str, str, list[str], int], fingerprints: bool
+) -> TableStats:
+    schema, name, kind, columns, _ = table
+    if fingerprints:
+        return table_stats(conn, schema, name, kind, columns)
+    count = conn.execute(
+        sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, name))
+    ).fetchone()
+    return TableStats(schema, name, kind, int(count[0]) if count else 0, "", columns)
+
+
+def all_table_stats(
+    conns: Sequence[psycopg.Connection[Any]],
+    fingerprints: bool,
+    on_table: Callable[[TableStats], None] | None = None,
+) -> list[TableStats]:
+    """Every table's stats, in name order. Several connections (each in a transaction that
+    imported the same snapshot, with the settings pinned) share the tables, largest first, each
+    taking the next when it is done, so the work spreads over the server's cores."""
+    tables = list_tables(conns[0])
+    results: list[TableStats | None] = [None] * len(tables)
+    queue = deque(sorted(range(len(tables)), key=lambda i: -tables[i][4]))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work(conn: psycopg.Connection[Any]) -> None:
+        while True:
+            with lock:
+                if errors or not queue:
+                    return
+                i = queue.popleft()
+            try:
+                results[i] = stats = _stats(conn, tables[i], fingerprints)
+            except BaseException as exc:  # raised below, in the calling thread
+                with lock:
+                    errors.append(exc)
+                return
+            if on_table:
+                with lock:
+                    on_table(stats)
+
+    threads = [
+        threading.Thread(target=work, args=(c,), name="fingerprints", daemon=True)
+        for c in conns[1:]
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        work(conns[0])
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]
 
 
 def take_inventory(
@@ -158,26 +224,20 @@ def take_inventory(
     on_table: Callable[[TableStats], None] | None = None,
     sequences: list[SequenceState] | None = None,
     source_major: int | None = None,
+    helpers: Sequence[psycopg.Connection[Any]] = (),
 ) -> Inventory:
     """Inventory of the database `conn` is connected to, in its current transaction.
 
     The caller owns the transaction (the exported snapshot on the source). Settings are pinned
     with SET LOCAL semantics, so they end with that transaction. Sequences are read now unless
-    the caller read them already (a backup reads them before pg_dump starts).
+    the caller read them already (a backup reads them before pg_dump starts). `helpers` are
+    more connections reading the same snapshot, which share the tables' row counts and
+    fingerprints (all_table_stats).
     """
     settings = pin_settings(conn)
-    tables: list[TableStats] = []
-    for schema, name, kind, columns in list_tables(conn):
-        if fingerprints:
-            stats = table_stats(conn, schema, name, kind, columns)
-        else:
-            count = conn.execute(
-                sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, name))
-            ).fetchone()
-            stats = TableStats(schema, name, kind, int(count[0]) if count else 0, "", columns)
-        tables.append(stats)
-        if on_table:
-            on_table(stats)
+    for helper in helpers:
+        pin_settings(helper)
+    tables = all_table_stats([conn, *helpers], fingerprints, on_table)
     cur = conn.execute(_OBJECTS_SQL)
     names = [d.name for d in cur.description or []]
     values = cur.fetchone() or ()

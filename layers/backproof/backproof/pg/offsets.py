@@ -103,14 +103,20 @@ def _read_toc_entry(
     return dump_id, slot, flag
 
 
-def _search(
-    data: Any, needles: tuple[bytes, ...], start: int, skip: int, window: int = 16 << 20
+def search(
+    data: Any,
+    needles: tuple[bytes, ...],
+    start: int,
+    skip: int,
+    *,
+    end: int | None = None,
+    window: int = 16 << 20,
 ) -> int:
-    """Earliest position of any needle at or after `start`, plus `skip`; -1 if none. Searches
-    the mapped file window by window (C speed, no copies) and drops each window's pages after
-    it, so resident memory stays flat whatever the archive size."""
+    """Earliest position of any needle at or after `start` (and ending before `end`), plus
+    `skip`; -1 if none. Searches the mapped file window by window (C speed, no copies) and
+    drops each window's pages after it, so resident memory stays flat whatever the size."""
     longest = max(len(n) for n in needles)
-    size = len(data)
+    size = len(data) if end is None else min(end, len(data))
     pos = start
     while pos < size:
         stop = min(pos + window + longest, size)
@@ -153,7 +159,7 @@ def add_data_offsets(path: Path) -> int:
                     position = cursor
                 else:
                     marker = b"\x00" * (int_size + 1)
-                    position = _search(
+                    position = search(
                         data,
                         (
                             marker + bytes([_BLK_DATA]) + header,

@@ -35,6 +35,13 @@ SIGNATURE_SUFFIX = ".sig"
 _DATABASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
+def part_key(archive_key: str, index: int) -> str:
+    """Where part `index` of a split backup lives, beside its main archive:
+    archive.dump.zst -> archive.part-01.dump.zst."""
+    directory, name = archive_key.rsplit("/", 1)
+    return f"{directory}/{name.replace('archive.', f'archive.part-{index:02d}.', 1)}"
+
+
 def tagging(tier: str | None) -> dict[str, str]:
     """Object tag naming the backup's tier; the bucket's lifecycle rules move tiers by it."""
     return {"Tagging": urlencode({TIER_TAG: tier})} if tier else {}
