@@ -8,10 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_OK
+from ..errors import EXIT_FAILED, EXIT_OK, BadInput
 from ..jobs import default_jobs
 from ..jobs.backup import BackupRequest, run_backup
 from ..jobs.dump_workers import SPLIT_MIN_BYTES
+from ..jobs.instance import Selection, backup_instance
 from ..model.manifest import COMPRESSIONS, TIERS
 from ..model.operator import parse_duration
 from ..pg.target import Target
@@ -41,6 +42,21 @@ def register(sub: Subparsers) -> None:
     p.add_argument(
         "--database-name",
         help="name the backup is filed under (default: the source's database name)",
+    )
+    p.add_argument(
+        "--databases",
+        metavar="PATTERN",
+        help="back up every database of the source's instance whose name matches (e.g. '*' "
+        "or 'app_*'), each filed under its own name (prefixed by --database-name and a dot "
+        "when given); the --source-url database is the one connected to, to list them",
+    )
+    p.add_argument(
+        "--exclude-databases",
+        metavar="PATTERN",
+        action="append",
+        default=[],
+        help="with --databases: skip databases matching this (repeatable); templates and "
+        "providers' own databases (rdsadmin, ...) are always skipped",
     )
     p.add_argument("--tier", choices=TIERS, default="manual")
     p.add_argument("--compression", choices=COMPRESSIONS, default="zstd")
@@ -94,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     request = BackupRequest(
         source=source,
         store=store,
-        database_name=args.database_name or source.dbname,
+        database_name=(args.database_name if args.databases is None else None) or source.dbname,
         tier=args.tier,
         compression=args.compression,
         fingerprints=not args.no_fingerprints,
@@ -104,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         snapshot_idle_timeout_s=lock_wait_seconds(args.snapshot_idle_timeout),
         signing=signing_from_args(args),
     )
+    if args.databases is not None:
+        return _run_instance(args, request)
     with StepProgress(watching(args), first="connecting to the source") as progress:
         result = run_backup(request, progress=backup_messages(progress.update))
     summary = result.summary()
@@ -119,3 +137,25 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _run_instance(args: argparse.Namespace, request: BackupRequest) -> int:
+    """`--databases`: every matching database of the instance, one after another."""
+    if args.wait_verified:
+        raise BadInput("--wait-verified waits for one backup: leave it out with --databases")
+    selection = Selection(args.databases, tuple(args.exclude_databases))
+    with StepProgress(watching(args), first="listing the instance's databases") as progress:
+        done = backup_instance(
+            request,
+            selection,
+            args.database_name,
+            progress=lambda _name: backup_messages(progress.update),
+        )
+    summary = done.summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for item in summary["databases"]:
+            state = item.get("backup_id") or f"FAILED {item['error']}: {item['message']}"
+            print(f"{item['database']}: {state}")
+    return EXIT_FAILED if done.failed else EXIT_OK
