@@ -61,6 +61,7 @@ def test_backup_of_awkward_database_is_listed_with_its_manifest(
         "archive_key",
         "manifest_key",
         "size",
+        "parts",
         "sha256",
         "tables",
         "rows",

@@ -36,6 +36,7 @@ ProgressFn = Callable[[str, dict[str, Any]], None]
 SPLIT_MIN_BYTES = 256 << 20
 # Tables smaller than this stay in the main archive: a worker per table is not worth it.
 SPLIT_MIN_TABLE_BYTES = 8 << 20
+PAGE = 8192
 # At most this many tables are named on pg_dump's command lines (each name is an argument).
 MAX_SPLIT_TABLES = 2000
 # pg_dump options that choose what is dumped: with any of these the backup is one archive,
@@ -65,8 +66,13 @@ SELECTION_OPTIONS = (
     "--load-via-partition-root",
 )
 
+# Sizes from the catalog (pages as of the last VACUUM or ANALYZE, the TOAST table's included):
+# reading the files' sizes would lock every table, and wait behind a migration's lock.
 _SIZES_SQL = """
-SELECT n.nspname, c.relname, pg_table_size(c.oid)
+SELECT n.nspname, c.relname,
+       (greatest(c.relpages, 0) + coalesce(
+          (SELECT greatest(t.relpages, 0) FROM pg_class t WHERE t.oid = c.reltoastrelid), 0))
+       * current_setting('block_size')::bigint
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -119,7 +125,9 @@ def plan_shares(
         return [Share(0)], f"archives of pg_dump {pg_dump_major} are not merged by this release"
     with conn.transaction():
         rows = conn.execute(_SIZES_SQL).fetchall()
-    sizes = [(str(s), str(n), int(b)) for s, n, b in rows]
+    # A table never vacuumed or analyzed shows no pages yet: count it as one, so it is still
+    # given to someone (the split is for speed only; any split is a correct backup).
+    sizes = [(str(s), str(n), max(int(b), PAGE)) for s, n, b in rows]
     total = sum(b for _, _, b in sizes)
     if total < min_bytes:
         return [Share(0)], f"{total >> 20} MiB of table data is dumped faster as one archive"
