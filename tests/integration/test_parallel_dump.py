@@ -14,6 +14,7 @@ from backproof.model.checks import FAIL
 from backproof.store import BackupStore
 
 from ..conftest import S3Store, SourceDatabase, take_backup
+from .test_restore import SHOP, restore, scalar
 
 
 def _fingerprints(store: BackupStore, backup_id: str) -> dict[str, tuple[int, str]]:
@@ -90,11 +91,11 @@ def test_a_worker_that_fails_leaves_no_backup_and_no_upload(
         )
     )
     for statement in (
-        "GRANT USAGE ON SCHEMA public, \"Sales\", \"données\", archive TO {}",
-        "GRANT SELECT ON ALL TABLES IN SCHEMA public, \"Sales\", \"données\", archive TO {}",
-        "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public, \"Sales\", \"données\", archive TO {}",
+        'GRANT USAGE ON SCHEMA public, "Sales", "données", archive TO {}',
+        'GRANT SELECT ON ALL TABLES IN SCHEMA public, "Sales", "données", archive TO {}',
+        'GRANT SELECT ON ALL SEQUENCES IN SCHEMA public, "Sales", "données", archive TO {}',
         "GRANT SELECT ON pg_largeobject_metadata TO {}",
-        "REVOKE SELECT ON \"Sales\".\"Order Items\" FROM {}",
+        'REVOKE SELECT ON "Sales"."Order Items" FROM {}',
     ):
         awkward_db.execute(sql.SQL(statement).format(sql.Identifier(role)))
     reader = _AsRole(awkward_db, role)
@@ -118,3 +119,41 @@ class _AsRole:
     @property
     def url(self) -> str:
         return self.db.url.replace(f"://{self.db.cluster.superuser}@", f"://{self.role}@", 1)
+
+
+def test_a_split_backup_restores_over_a_damaged_database_and_table_by_table(
+    source_db: SourceDatabase, s3_store: S3Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a shop backed up by three workers, then damaged
+    source_db.execute(SHOP)
+    _, result = take_backup(source_db, s3_store, jobs=3)
+    assert result.manifest.archive.parts
+    backup_id = result.manifest.backup_id
+    source_db.execute("DELETE FROM sales.orders WHERE id > 10; UPDATE notes SET body = 'lost'")
+    # When one table is restored from it
+    code, out = restore(
+        s3_store,
+        backup_id,
+        source_db,
+        capsys,
+        "--table",
+        "sales.orders",
+        "--clean",
+        "--confirm",
+        source_db.dbname,
+    )
+    # Then that table is whole again, with its index, and the other is untouched
+    assert out is not None and out["failed_checks"] == [] and code == 0, out
+    assert scalar(source_db, "SELECT count(*) FROM sales.orders") == 2000
+    assert scalar(source_db, "SELECT count(*) FROM notes WHERE body = 'lost'") == 10
+    assert (
+        scalar(source_db, "SELECT count(*) FROM pg_indexes WHERE indexname = 'orders_customer_idx'")
+        == 1
+    )
+    # When the whole database is restored over itself
+    code, out = restore(
+        s3_store, backup_id, source_db, capsys, "--clean", "--confirm", source_db.dbname
+    )
+    # Then every table matches the backup again
+    assert out is not None and out["failed_checks"] == [] and code == 0, out
+    assert scalar(source_db, "SELECT count(*) FROM notes WHERE body = 'lost'") == 0
