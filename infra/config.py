@@ -29,6 +29,8 @@ ROUTE_TABLE_ID = re.compile(r"^rtb-[0-9a-f]{8,17}$")
 RDS_INSTANCE_ID = re.compile(r"^[a-zA-Z](?!.*--)[a-zA-Z0-9-]{0,62}(?<!-)$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DURATION = re.compile(r"^\d+[mhd]$")
+# A database name or shell-style pattern ("*", "app_*"): no control characters, at most 63.
+DATABASE_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,63}$")
 INSTANCE_CLASS = re.compile(r"^db\.[a-z0-9]+\.[a-z0-9]+$")
 # A dead-man's-switch ping (healthchecks.io and the like): HTTPS, no spaces.
 PING_URL = re.compile(r"^https://[^\s/?#]+[^\s]*$")
@@ -180,6 +182,11 @@ class Database:
     rds_instance_id: str | None = None
     verify_snapshots: Schedule | None = None
     verify_point_in_time: Schedule | None = None
+    # An instance rather than one database: every database whose name matches this pattern
+    # ("*", "app_*"), less `exclude_databases`, listed afresh at each backup and filed under
+    # "<name>.<database>" (the secret's database is the one connected to, to list them).
+    databases: str | None = None
+    exclude_databases: tuple[str, ...] = ()
 
     def settings(self) -> dict[str, Any]:
         """What the workflows read at run time (stored as one SSM parameter per database)."""
@@ -192,6 +199,7 @@ class Database:
         data["subnet_ids"] = list(self.subnet_ids)
         data["route_table_ids"] = list(self.route_table_ids)
         data["restore_targets"] = [asdict(t) for t in self.restore_targets]
+        data["exclude_databases"] = list(self.exclude_databases)
         return data
 
 
@@ -438,8 +446,18 @@ def _database(raw: Any, index: int) -> Database:
         rds_instance_id=rds_instance_id,
         verify_snapshots=verify_snapshots,
         verify_point_in_time=verify_point_in_time,
+        databases=reader.get("databases", str, None, pattern=DATABASE_PATTERN),
+        exclude_databases=reader.strings(
+            "exclude_databases", DATABASE_PATTERN, [], non_empty=False
+        ),
     )
     reader.done()
+    if db.exclude_databases and db.databases is None:
+        raise _fail(
+            reader.where,
+            "exclude_databases",
+            "applies to an instance: set 'databases' (a pattern such as \"*\") as well",
+        )
     for target in ("rto_target_minutes", "rpo_target_minutes"):
         if getattr(db, target) <= 0:
             raise _fail(

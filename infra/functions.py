@@ -473,9 +473,16 @@ class Functions(Construct):
             )
         )
 
-    def watch_freshness(self, databases: list[str]) -> None:
-        """The freshness function reads these databases' backups from the store."""
+    def watch_freshness(
+        self, databases: list[str], instances: dict[str, int] | None = None
+    ) -> None:
+        """The freshness function reads these databases' backups from the store; `instances`
+        (name -> hours between their most frequent backups) are read database by database."""
         self.fn["freshness"].add_environment("BACKPROOF_DATABASES", ",".join(databases))
+        if instances:
+            self.fn["freshness"].add_environment(
+                "BACKPROOF_INSTANCES", ",".join(f"{n}={h}" for n, h in sorted(instances.items()))
+            )
 
     def allow_notify(
         self, topic: sns.ITopic, *, webhook_secret_arn: str | None, notify_success: bool

@@ -261,16 +261,178 @@ class BackupWorkflow(Construct):
             .when(sfn.Condition.is_present("$.verify_error"), unverified)
             .otherwise(sfn.Succeed(self, "BackedUpAndVerified"))
         )
-        definition = (
-            resolve.next(request)
-            .next(dump)
-            .next(record)
-            .next(start_verify)
-            .next(retention)
-            .next(outcome)
+        one = request.next(dump).next(record).next(start_verify).next(retention).next(outcome)
+        every = self._every_database(f, verify, failed)
+        definition = resolve.next(
+            sfn.Choice(self, "OneDatabaseOrEvery")
+            .when(sfn.Condition.is_string("$.config.settings.databases"), every)
+            .otherwise(one)
         )
         self.state_machine = _machine(
             self, "StateMachine", definition, key=key, log_retention=log_retention, fragments=f
+        )
+
+    def _every_database(
+        self, f: Fragments, verify: sfn.IStateMachine, failed: sfn.IChainable
+    ) -> sfn.IChainable:
+        """An instance: one task backs up every database matching the pattern (listed afresh,
+        so a new one is picked up), then each database is recorded, verified and pruned on its
+        own, filed as <name>.<database>. A database whose backup failed is recorded and
+        notified under its own name while the others go on; the run fails if any did."""
+        request = sfn.Pass(
+            self,
+            "PrepareInstanceRequest",
+            parameters={
+                "database": sfn.JsonPath.string_at("$.database"),
+                "tier": sfn.JsonPath.string_at("$.tier"),
+                "secret_arn": sfn.JsonPath.string_at("$.config.settings.secret_arn"),
+                "sslmode": sfn.JsonPath.string_at("$.config.settings.sslmode"),
+                "lock_wait_timeout_minutes": sfn.JsonPath.number_at(
+                    "$.config.settings.lock_wait_timeout_minutes"
+                ),
+                "snapshot_idle_timeout_minutes": sfn.JsonPath.number_at(
+                    "$.config.settings.snapshot_idle_timeout_minutes"
+                ),
+                "databases": sfn.JsonPath.string_at("$.config.settings.databases"),
+                "exclude_databases": sfn.JsonPath.list_at("$.config.settings.exclude_databases"),
+            },
+            result_path="$.request",
+        )
+        dump = f.fargate("DumpEvery", "backup", "$.request", "$.config.settings", "$.backups")
+        dump.add_retry(
+            errors=TRANSIENT_TASK_ERRORS,
+            interval=TASK_RETRY_INTERVAL,
+            max_attempts=TASK_RETRY_ATTEMPTS,
+            backoff_rate=2.0,
+        )
+        dump.add_catch(failed, result_path=ERROR_PATH)
+        each = sfn.Map(
+            self,
+            "EachDatabase",
+            items_path="$.backups.databases",
+            item_selector={
+                "database": sfn.JsonPath.string_at("$$.Map.Item.Value.database"),
+                "tier": sfn.JsonPath.string_at("$.tier"),
+                "result": sfn.JsonPath.object_at("$$.Map.Item.Value"),
+                "config": sfn.JsonPath.object_at("$.config"),
+            },
+            max_concurrency=1,  # verifications queue for slots anyway; one at a time is clearer
+            result_path="$.outcomes",
+        )
+        each.item_processor(self._one_of_every(f, verify))
+        summary = sfn.Pass(
+            self,
+            "SummarizeDatabases",
+            parameters={
+                "failed": sfn.JsonPath.array_contains(sfn.JsonPath.list_at("$.outcomes"), "failed"),
+                "unverified": sfn.JsonPath.array_contains(
+                    sfn.JsonPath.list_at("$.outcomes"), "unverified"
+                ),
+            },
+            result_path="$.summary",
+        )
+        outcome = (
+            sfn.Choice(self, "DatabasesOutcome")
+            .when(
+                sfn.Condition.boolean_equals("$.summary.failed", True),
+                sfn.Fail(self, "SomeBackupsFailed", error="BackupFailed"),
+            )
+            .when(
+                sfn.Condition.boolean_equals("$.summary.unverified", True),
+                sfn.Fail(self, "SomeBackupsNotVerified", error=ERROR_VERIFICATION_FAILED),
+            )
+            .otherwise(sfn.Succeed(self, "EveryDatabaseBackedUpAndVerified"))
+        )
+        return request.next(dump).next(each).next(summary).next(outcome)
+
+    def _one_of_every(self, f: Fragments, verify: sfn.IStateMachine) -> sfn.IChainable:
+        """One database of an instance, after the task backed it up (or failed to)."""
+        done = sfn.Pass(self, "DatabaseDone", result=sfn.Result.from_string("verified"))
+        unverified = sfn.Pass(
+            self, "DatabaseNotVerified", result=sfn.Result.from_string("unverified")
+        )
+        failed = sfn.Pass(self, "DatabaseFailed", result=sfn.Result.from_string("failed"))
+        error = sfn.Pass(
+            self,
+            "DatabaseError",
+            parameters={
+                "Error": sfn.JsonPath.string_at("$.result.error"),
+                "Cause": sfn.JsonPath.string_at("$.result.message"),
+            },
+            result_path=ERROR_PATH,
+        )
+        record_failure = f.invoke(
+            "RecordDatabaseFailure",
+            "record",
+            {
+                "kind": "backup",
+                "database": sfn.JsonPath.string_at("$.database"),
+                "tier": sfn.JsonPath.string_at("$.tier"),
+                "error": sfn.JsonPath.object_at(ERROR_PATH),
+            },
+            result_path=None,
+        )
+        notify_failure = f.notify("NotifyDatabaseFailed", "backup-failed")
+        record_failure.add_catch(notify_failure, result_path="$.record_error")
+        notify_failure.add_catch(failed, result_path="$.notify_error")
+        record = f.invoke(
+            "RecordDatabaseBackup",
+            "record",
+            {
+                "kind": "backup",
+                "database": sfn.JsonPath.string_at("$.database"),
+                "tier": sfn.JsonPath.string_at("$.tier"),
+                "result": sfn.JsonPath.object_at("$.result"),
+            },
+            result_path=None,
+        )
+        start_verify = tasks.StepFunctionsStartExecution(
+            self,
+            "VerifyDatabase",
+            state_machine=verify,
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            input=sfn.TaskInput.from_object(
+                {
+                    "database": sfn.JsonPath.string_at("$.database"),
+                    "backup_id": sfn.JsonPath.string_at("$.result.backup_id"),
+                    "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": sfn.JsonPath.execution_id,
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        retention = f.invoke(
+            "ApplyDatabaseRetention",
+            "retention",
+            {
+                "database": sfn.JsonPath.string_at("$.database"),
+                "retention": sfn.JsonPath.object_at("$.config.settings.retention"),
+                "retention_days": sfn.JsonPath.object_at("$.config.settings.retention_days"),
+            },
+            result_path="$.retention",
+        )
+        record.add_catch(start_verify, result_path="$.record_error")
+        # Not verified (the verify workflow notified why): retention still runs, as for one
+        # database, and it never deletes the newest verified backup.
+        prune_anyway = f.invoke(
+            "ApplyRetentionUnverified",
+            "retention",
+            {
+                "database": sfn.JsonPath.string_at("$.database"),
+                "retention": sfn.JsonPath.object_at("$.config.settings.retention"),
+                "retention_days": sfn.JsonPath.object_at("$.config.settings.retention_days"),
+            },
+            result_path="$.retention",
+        )
+        prune_anyway.add_catch(unverified, result_path="$.retention_error")
+        start_verify.add_catch(prune_anyway.next(unverified), result_path="$.verify_error")
+        retention.add_catch(failed, result_path=ERROR_PATH)
+        return (
+            sfn.Choice(self, "DatabaseBackedUp")
+            .when(
+                sfn.Condition.is_present("$.result.error"),
+                error.next(record_failure).next(notify_failure).next(failed),
+            )
+            .otherwise(record.next(start_verify).next(retention).next(done))
         )
 
 

@@ -55,6 +55,20 @@ def databases() -> tuple[str, ...]:
     return tuple(n for n in required("BACKPROOF_DATABASES").split(",") if n)
 
 
+def instances() -> dict[str, int]:
+    """Configured instances (BACKPROOF_INSTANCES, `name=hours,…`: the hours between their most
+    frequent backups); empty when there are none."""
+    found: dict[str, int] = {}
+    for item in os.environ.get("BACKPROOF_INSTANCES", "").split(","):
+        if not item.strip():
+            continue
+        name, _, hours = item.partition("=")
+        if not hours.isdigit():
+            raise MissingSetting(f"BACKPROOF_INSTANCES entry {item!r} is not name=hours")
+        found[name.strip()] = int(hours)
+    return found
+
+
 @dataclass(frozen=True)
 class NotifySettings:
     """Where notifications go: the SNS topic always, a chat webhook when one is configured."""

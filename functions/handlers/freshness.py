@@ -9,21 +9,24 @@ database whose backups cannot be read publishes nothing (the alarm fires) and th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from backproof.contract import METRIC_SECONDS_SINCE_VERIFIED, NEVER_VERIFIED_SECONDS
 from backproof.errors import BackproofError
+from backproof.jobs.instance import current_members
 from backproof.jobs.status import database_status
 
-from .env import databases, settings
+from .env import databases, instances, settings
 from .observability import logger, metrics, tracer
 from .stores import store
 
 SETTINGS = settings()
 DATABASES = databases()
+# Instances (`databases: "*"`): name -> hours between their most frequent backups.
+INSTANCES = instances()
 
 
 class FreshnessUnknown(RuntimeError):
@@ -34,6 +37,15 @@ def seconds_since_verified(database: str, now: datetime) -> float:
     status = database_status(database, store().list_backups(database), now=now)
     age = status.verified_age_seconds
     return float(NEVER_VERIFIED_SECONDS) if age is None else age
+
+
+def instance_ages(name: str, now: datetime) -> dict[str, float]:
+    """Each current database of an instance, and the instance itself as its stalest one (what
+    its alarm watches; never verified when none has been backed up yet)."""
+    members = current_members(store(), name, timedelta(hours=INSTANCES[name]))
+    ages = {member: seconds_since_verified(member, now) for member in members}
+    ages[name] = max(ages.values(), default=float(NEVER_VERIFIED_SECONDS))
+    return ages
 
 
 def publish(database: str, seconds: float) -> None:
@@ -56,11 +68,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     unreadable: dict[str, str] = {}
     for database in DATABASES:
         try:
-            ages[database] = seconds_since_verified(database, now)
+            found = (
+                instance_ages(database, now)
+                if database in INSTANCES
+                else {database: seconds_since_verified(database, now)}
+            )
         except BackproofError as exc:  # the store said no: leave the metric missing (alarms)
             unreadable[database] = str(exc)
             continue
-        publish(database, ages[database])
+        for name, seconds in found.items():
+            ages[name] = seconds
+            publish(name, seconds)
     stale = {d: s for d, s in ages.items() if s >= NEVER_VERIFIED_SECONDS}
     logger.info(
         "freshness published", extra={"seconds_since_verified": ages, "never_verified": stale}

@@ -32,6 +32,7 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from backproof.contract import ERROR_COULD_NOT_VERIFY, ERROR_VERIFICATION_FAILED
+from backproof.errors import EXIT_FAILED
 from backproof.pg.database import create_database
 from backproof.pg.target import Target
 
@@ -121,30 +122,7 @@ def build(
         raise RequestError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
     _require(request, "database")
     if action == "backup":
-        _require(request, "tier", "secret_arn")
-        url, password = connection(secrets(request["secret_arn"]), sslmode=request.get("sslmode"))
-        argv = [
-            "backup",
-            "--source-url",
-            url,
-            "--store",
-            store,
-            "--database-name",
-            request["database"],
-            "--tier",
-            request["tier"],
-        ]
-        if kms_key:
-            argv += ["--kms-key-id", kms_key]
-        for field_name, flag in (
-            ("lock_wait_timeout_minutes", "--lock-wait-timeout"),
-            ("snapshot_idle_timeout_minutes", "--snapshot-idle-timeout"),
-        ):
-            if request.get(field_name) is not None:
-                minutes = int(request[field_name])
-                argv += [flag, f"{minutes}m" if minutes else "0"]
-        return Invocation([*argv, "--json"], {"PGPASSWORD": password})
-
+        return backup(request, secrets, store, kms_key)
     if action == "native":
         return native(request, secrets, store)
     _require(request, "backup_id", "target")
@@ -200,6 +178,39 @@ def build(
     return Invocation(
         [*argv, "--json"], {"PGPASSWORD": password}, target_url=url, create_database=fresh
     )
+
+
+def backup(request: dict[str, Any], secrets: Any, store: str, kms_key: str | None) -> Invocation:
+    """`backproof backup` for a configured database, or every matching database of an instance
+    (`databases`: a pattern)."""
+    _require(request, "tier", "secret_arn")
+    url, password = connection(secrets(request["secret_arn"]), sslmode=request.get("sslmode"))
+    argv = [
+        "backup",
+        "--source-url",
+        url,
+        "--store",
+        store,
+        "--database-name",
+        request["database"],
+        "--tier",
+        request["tier"],
+    ]
+    if kms_key:
+        argv += ["--kms-key-id", kms_key]
+    if request.get("databases"):
+        # An instance: every matching database, each filed under <database>.<its name>.
+        argv += ["--databases", str(request["databases"])]
+        for pattern in request.get("exclude_databases") or []:
+            argv += ["--exclude-databases", str(pattern)]
+    for field_name, flag in (
+        ("lock_wait_timeout_minutes", "--lock-wait-timeout"),
+        ("snapshot_idle_timeout_minutes", "--snapshot-idle-timeout"),
+    ):
+        if request.get(field_name) is not None:
+            minutes = int(request[field_name])
+            argv += [flag, f"{minutes}m" if minutes else "0"]
+    return Invocation([*argv, "--json"], {"PGPASSWORD": password})
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
@@ -295,6 +306,14 @@ def outcome(returncode: int, stdout: str, stderr: str) -> tuple[bool, dict[str, 
     did not finish (killed, crashed before parsing its arguments)."""
     result = last_json(stdout)
     if returncode == 0 and result is not None:
+        return True, result, ""
+    if (
+        returncode == EXIT_FAILED
+        and result is not None
+        and isinstance(result.get("databases"), list)
+    ):
+        # An instance's backups, some failed: each database's outcome is in the list, and the
+        # workflow reports each failure under that database's name.
         return True, result, ""
     if result is None:
         last = (stderr.strip().splitlines() or ["(no output)"])[-1]

@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
@@ -20,6 +21,7 @@ from backproof.store import open_store
 from infra.functions import SPECS
 from infra.monitoring import FRESHNESS_SERVICE
 from tests.conftest import SourceDatabase, take_backup
+from tests.support.backdate import backdate
 
 from .conftest import EVENTS, TOPIC_ARN, LambdaContext, World, event, load_handlers
 from .test_handlers import emf
@@ -163,6 +165,37 @@ def test_freshness_publishes_seconds_since_the_newest_verified_backup_per_databa
     assert 0 <= by_db["orders"]["SecondsSinceVerifiedBackup"] < 600
     assert by_db["billing"]["SecondsSinceVerifiedBackup"] == NEVER_VERIFIED_SECONDS
     assert answer["seconds_since_verified"]["billing"] == NEVER_VERIFIED_SECONDS
+
+
+def test_an_instance_is_as_fresh_as_its_stalest_current_database_and_forgets_dropped_ones(
+    world: World,
+    orders_db: SourceDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an instance "prod" backed up daily: prod.orders verified today, prod.billing
+    # backed up today but never verified, and prod.legacy last backed up (and verified) ten
+    # days ago, before it was dropped from the instance
+    handlers = load_handlers(world, monkeypatch)
+    monkeypatch.setattr(handlers["freshness"], "DATABASES", ("prod",))
+    monkeypatch.setattr(handlers["freshness"], "INSTANCES", {"prod": 24})
+    store = open_store(world.store_url, kms_key_id=world.key_arn)
+    _, orders = take_backup(orders_db, world, name="prod.orders", fingerprints=False)
+    store.write_verification(store.find(orders.manifest.backup_id), {"verdict": "verified"})
+    take_backup(orders_db, world, name="prod.billing", fingerprints=False)
+    _, legacy = take_backup(orders_db, world, name="prod.legacy", fingerprints=False)
+    store.write_verification(store.find(legacy.manifest.backup_id), {"verdict": "verified"})
+    backdate(store, boto3.client("s3"), legacy.manifest.backup_id, timedelta(days=10))
+    # When freshness runs
+    ages = handlers["freshness"].handler({}, CTX)["seconds_since_verified"]
+    # Then each current database has its own age, the dropped one is left out, and the
+    # instance (what its alarm watches) is as stale as billing: never verified
+    assert set(ages) == {"prod", "prod.orders", "prod.billing"}
+    assert ages["prod.orders"] < 600
+    assert ages["prod"] == ages["prod.billing"] == NEVER_VERIFIED_SECONDS
+    # When billing is verified too, Then the instance is fresh again
+    billing = store.list_backups("prod.billing")[-1]
+    store.write_verification(billing, {"verdict": "verified"})
+    assert handlers["freshness"].handler({}, CTX)["seconds_since_verified"]["prod"] < 600
 
 
 def test_freshness_counts_neither_could_not_verify_nor_safety_backups(

@@ -10,11 +10,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from ..errors import BackproofError, BadInput, Interrupted
 from ..pg.target import Target
-from ..store import validate_database_name
+from ..store import BackupStore, validate_database_name
 from .backup import BackupRequest, BackupResult, run_backup
 
 ProgressFn = Callable[[str, dict[str, Any]], None]
@@ -141,3 +142,20 @@ def backup_instance(
             outcome.error = exc
         done.outcomes.append(outcome)
     return done
+
+
+def current_members(store: BackupStore, name: str, window: timedelta) -> list[str]:
+    """The databases of instance `name` its latest runs backed up: those filed as
+    `<name>.<database>` whose newest backup is within `window` (the instance's schedule) of the
+    newest of all. A database dropped from the instance leaves the list a schedule later, so
+    its old backups never alarm as stale; one whose dump fails every run leaves it too, and
+    every such run fails, notified and alarmed under that database's name."""
+    newest: dict[str, Any] = {}
+    for backup in store.list_backups(load=False):
+        if backup.database.startswith(f"{name}."):
+            when = backup.created_at
+            newest[backup.database] = max(newest.get(backup.database, when), when)
+    if not newest:
+        return []
+    latest = max(newest.values())
+    return sorted(d for d, when in newest.items() if latest - when <= window)
