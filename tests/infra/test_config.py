@@ -249,3 +249,29 @@ def test_replica_is_optional_and_validated() -> None:
             load({**example(), "replica": {**good, **broken}})
     with pytest.raises(ConfigError, match="field 'region' is missing"):
         load({**example(), "replica": {"bucket_arn": good["bucket_arn"]}})
+
+
+def test_an_entry_may_be_every_matching_database_of_an_instance() -> None:
+    # Given an entry declared as an instance: every database but the scratch ones
+    raw = example()
+    raw["databases"][0].update(databases="*", exclude_databases=["scratch_*", "postgres"])
+    (db,) = load(raw).databases
+    # Then the workflows read the pattern and the exclusions from its settings
+    assert db.settings()["databases"] == "*"
+    assert db.settings()["exclude_databases"] == ["scratch_*", "postgres"]
+    # And an ordinary entry has none
+    assert load(example()).databases[0].settings()["databases"] is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("exclude_databases", ["scratch_*"], "'exclude_databases' applies to an instance"),
+        ("databases", "", "'databases' has an invalid"),
+        ("databases", "app\n*", "'databases' has an invalid"),
+        ("databases", ["*"], "'databases'"),
+    ],
+)
+def test_instance_mistakes_are_named(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(_break(["databases", 0, field], value))
