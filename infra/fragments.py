@@ -7,6 +7,7 @@ record-notify-fail chain. Workflows compose them; nothing is copy-pasted between
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from backproof.contract import (
     EXECUTION_TAG,
     INSTANCE_PREFIX,
     RETRYABLE_TASK_ERRORS,
+    TASK_CPU_ENV,
 )
 
 # Polling a new RDS instance: creation takes 5-20 minutes; give up after an hour.
@@ -64,8 +66,11 @@ class Resources:
 
     functions: dict[str, lambda_.IFunction]
     cluster_arn: str
-    task_definition_arn: str
-    task_roles: list[iam.IRole]
+    # Per task action (the container's first argument): its task definition and task role.
+    task_definition_arns: Mapping[str, str]
+    task_roles: Mapping[str, iam.IRole]
+    # Shared by every task definition; ECS passes it too when it starts a task.
+    execution_role: iam.IRole
     container_name: str
     topic: sns.ITopic
     settings_prefix: str
@@ -91,6 +96,8 @@ class Fragments:
     def __init__(self, scope: Construct, res: Resources) -> None:
         self.scope = scope
         self.res = res
+        # The task actions this machine runs: it may start only their task definitions.
+        self.actions: list[str] = []
 
     # -- single steps ------------------------------------------------------------------
     def resolve_config(
@@ -146,14 +153,21 @@ class Fragments:
     def fargate(
         self, sid: str, action: str, request_path: str, network_path: str, result_path: str
     ) -> sfn.CustomState:
-        """Run the dump/restore container; it reports its JSON result via the task token."""
+        """Run the dump/restore container as `action`, under that action's task definition
+        (and so its task role); it reports its JSON result via the task token."""
+        if action not in self.res.task_definition_arns:
+            known = ", ".join(sorted(self.res.task_definition_arns))
+            raise ValueError(f"no task definition for action {action!r} (known: {known})")
+        if action not in self.actions:
+            self.actions.append(action)
         settings = network_path  # where subnets, security groups and task size are read
+        cpu = f"States.Format('{{}}', {settings}.task_cpu)"
         state: dict[str, Any] = {
             "Type": "Task",
             "Resource": "arn:aws:states:::ecs:runTask.waitForTaskToken",
             "Parameters": {
                 "Cluster": self.res.cluster_arn,
-                "TaskDefinition": self.res.task_definition_arn,
+                "TaskDefinition": self.res.task_definition_arns[action],
                 "LaunchType": "FARGATE",
                 "PropagateTags": "TASK_DEFINITION",
                 # Lets the task be found and stopped when this execution ends without it.
@@ -166,7 +180,7 @@ class Fragments:
                     }
                 },
                 "Overrides": {
-                    "Cpu.$": f"States.Format('{{}}', {settings}.task_cpu)",
+                    "Cpu.$": cpu,
                     "Memory.$": f"States.Format('{{}}', {settings}.task_memory_mib)",
                     "ContainerOverrides": [
                         {
@@ -175,7 +189,9 @@ class Fragments:
                                 f"States.Array('{action}', States.JsonToString({request_path}))"
                             ),
                             "Environment": [
-                                {"Name": "BACKPROOF_TASK_TOKEN", "Value.$": "$$.Task.Token"}
+                                {"Name": "BACKPROOF_TASK_TOKEN", "Value.$": "$$.Task.Token"},
+                                # The engine's default parallelism: the task's vCPUs.
+                                {"Name": TASK_CPU_ENV, "Value.$": cpu},
                             ],
                         }
                     ],
@@ -188,12 +204,15 @@ class Fragments:
         return sfn.CustomState(self.scope, sid, state_json=state)
 
     def task_policies(self) -> list[iam.PolicyStatement]:
-        """What a state machine running the Fargate task needs (CustomState adds none)."""
-        family_arn = self.res.task_definition_arn
+        """What a state machine running Fargate tasks needs (CustomState adds none): start the
+        task definitions of the actions it runs, in the cluster, and pass their roles."""
+        if not self.actions:
+            return []
+        roles = [self.res.task_roles[action] for action in self.actions]
         return [
             iam.PolicyStatement(
                 actions=["ecs:RunTask"],
-                resources=[family_arn],
+                resources=[self.res.task_definition_arns[action] for action in self.actions],
                 conditions={"ArnEquals": {"ecs:cluster": self.res.cluster_arn}},
             ),
             iam.PolicyStatement(
@@ -207,7 +226,7 @@ class Fragments:
             ),
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
-                resources=[role.role_arn for role in self.res.task_roles],
+                resources=[role.role_arn for role in (*roles, self.res.execution_role)],
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             ),
         ]

@@ -68,11 +68,11 @@ def acknowledge(
     stack: Stack,
     *,
     functions: dict[str, lambda_.Function],
-    task_role: iam.IRole,
+    task_roles: Mapping[str, iam.IRole],
     execution_role: iam.IRole,
     bucket: IConstruct,
     machines: Mapping[str, IConstruct],
-    task_definition: IConstruct,
+    task_definitions: Mapping[str, IConstruct],
     verify_machine: IConstruct,
     cluster: CfnElement,
     settings_prefix: str,
@@ -99,41 +99,19 @@ def acknowledge(
         "(database/date/backup id) are only known at run time."
     )
 
-    # -- the dump/restore task --
-    task_policy = _policy(task_role)
-    _wild(task_policy, backups, objects)
     safety = f"{_ref(bucket)}/safety/*"
     safety_objects = (
         "Safety backups of restore targets are objects under the safety/ prefix; their keys "
         "(target/date/backup id) are only known at run time."
     )
-    _wild(task_policy, safety, safety_objects)
-    _wild(
-        task_policy,
-        ARN.format(service="secretsmanager", rest="secret:rds!db-*"),
-        "RDS names the master secrets of temporary instances itself (rds!db-<uuid>); the "
-        "statement's "
-        "condition limits it to secrets RDS tagged with a backproof instance (bp-*).",
-    )
-    _wild(
-        task_policy,
-        "*",
-        "states:SendTaskSuccess/Failure/Heartbeat do not support resource-level permissions: the "
-        "task token itself authorizes the call.",
-    )
-    _ack(
-        task_definition,
-        "AwsSolutions-ECS2",
-        "The environment holds only the bucket URL and key ARN, which are not secrets; connection "
-        "secrets are read from Secrets Manager at run time.",
-    )
 
+    # -- the dump/restore tasks: one role per action, one execution role for all --
+    _acknowledge_tasks(task_roles, task_definitions, bucket)
     _wild(
         _policy(execution_role),
         "*",
         "ecr:GetAuthorizationToken supports no resource-level permission; image pulls are limited "
-        "to "
-        "the asset repository by the statements beside it.",
+        "to the asset repository by the statements beside it.",
     )
 
     # -- functions --
@@ -323,25 +301,14 @@ def acknowledge_ways_back(
     stack: Stack,
     *,
     functions: dict[str, lambda_.Function],
-    task_role: iam.IRole,
     bucket: IConstruct,
     native_machine: IConstruct,
     restore_machine: IConstruct,
     settings_prefix: str,
 ) -> None:
-    """RDS's own ways back (infra/native.py) and restore records (a rollback)."""
+    """RDS's own ways back (infra/native.py) and restore records (a rollback), as the functions
+    see them (the tasks' side is in `_acknowledge_tasks`)."""
     ARN.bind(stack)
-    task_policy = _policy(task_role)
-    for prefix, what in (
-        ("restores", "Each operator restore's record (restores/<date>/<restore id>.json)"),
-        ("snapshots", "The evidence of each snapshot verification"),
-        ("point-in-time", "The evidence of each point-in-time verification"),
-    ):
-        _wild(
-            task_policy,
-            f"{_ref(bucket)}/{prefix}/*",
-            f"{what}; keys (database, date, run id) are only known at run time.",
-        )
     validate = _policy(functions["validate_restore"].role)
     _wild(
         validate,
@@ -411,3 +378,99 @@ def acknowledge_ways_back(
         "CDK's StartExecution .sync grant: Describe/StopExecution on the native verify "
         "machine's executions (a point-in-time request).",
     )
+
+
+# Per task action, the objects its role reads or writes that cdk-nag reports as wildcards,
+# each with the reason. Keys hold the database, date and backup or run id: only known at run
+# time. store/layout.py and store/records.py name them.
+TASK_OBJECTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "backup": (
+        (
+            "backups/*",
+            "Writes the new backup's archive, roles.json and manifest under backups/<database>/"
+            "<date>/<backup id>/ (ids made at run time); reads back the archive's size. The "
+            "evidence beneath (verifications/) is explicitly denied.",
+        ),
+    ),
+    "verify": (
+        (
+            "backups/*",
+            "Reads the backup being verified (manifest, archive, roles.json, earlier evidence); "
+            "its key holds the database, date and backup id, known at run time. Read only.",
+        ),
+        (
+            "backups/*/verifications/*",
+            "Writes only the verification evidence of a backup (verifications/<run id>.json and "
+            "its signature); backup ids and run ids are made at run time.",
+        ),
+    ),
+    "restore": (
+        (
+            "backups/*",
+            "Reads the backup an operator restores (manifest, archive, roles.json); its key "
+            "holds the database, date and backup id, known at run time. Read only.",
+        ),
+        (
+            "safety/*",
+            "Writes the safety backup of a restore target before replacing it, and reads one "
+            "back for a rollback; target names and backup ids are known at run time.",
+        ),
+        (
+            "restores/*",
+            "Writes each operator restore's record (restores/<date>/<restore id>.json) and reads "
+            "it back for a rollback; restore ids are made at run time.",
+        ),
+    ),
+    "native": (
+        (
+            "backups/*",
+            "Reads the manifests of the database's logical backups to compare the restored "
+            "instance with the nearest one; keys known at run time. Read only.",
+        ),
+        (
+            "snapshots/*",
+            "Writes the evidence of a snapshot verification (snapshots/<database>/<date>/<run "
+            "id>.json); run ids are made at run time.",
+        ),
+        (
+            "point-in-time/*",
+            "Writes the evidence of a point-in-time verification (point-in-time/<database>/"
+            "<date>/<run id>.json); run ids are made at run time.",
+        ),
+    ),
+}
+# The tasks that connect to a temporary instance with the master secret RDS made for it.
+TEMPORARY_INSTANCE_TASKS = ("verify", "restore", "native")
+
+
+def _acknowledge_tasks(
+    task_roles: Mapping[str, iam.IRole],
+    task_definitions: Mapping[str, IConstruct],
+    bucket: IConstruct,
+) -> None:
+    """Each task action's role and task definition, named one by one."""
+    assert set(task_roles) == set(TASK_OBJECTS), "every task role is acknowledged by name"
+    for action, role in task_roles.items():
+        policy = _policy(role)
+        for prefix, reason in TASK_OBJECTS[action]:
+            _wild(policy, f"{_ref(bucket)}/{prefix}", reason)
+        if action in TEMPORARY_INSTANCE_TASKS:
+            _wild(
+                policy,
+                ARN.format(service="secretsmanager", rest="secret:rds!db-*"),
+                "RDS names the master secrets of temporary instances itself (rds!db-<uuid>); "
+                "the statement's condition limits it to secrets RDS tagged with a backproof "
+                "instance (bp-*).",
+            )
+        _wild(
+            policy,
+            "*",
+            "states:SendTaskSuccess/Failure/Heartbeat do not support resource-level "
+            "permissions: the task token itself authorizes the call.",
+        )
+        _ack(
+            task_definitions[action],
+            "AwsSolutions-ECS2",
+            "The environment holds only the bucket URL and key ARNs, which are not secrets; "
+            "connection secrets are read from Secrets Manager at run time.",
+        )

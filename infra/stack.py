@@ -61,7 +61,7 @@ class BackproofStack(Stack):
             signing_key=storage.signing_key,
             object_lock=config.object_lock_spec,
         )
-        storage.only_signer(compute.task_role)
+        storage.only_signers(compute.signing_roles)
         if config.replica:
             replication = storage.replicate(
                 **asdict(config.replica),
@@ -98,8 +98,12 @@ class BackproofStack(Stack):
         res = Resources(
             functions=dict(functions.fn),
             cluster_arn=compute.cluster_arn,
-            task_definition_arn=compute.task_definition.task_definition_arn,
-            task_roles=[compute.task_role, compute.execution_role],
+            task_definition_arns={
+                action: definition.task_definition_arn
+                for action, definition in compute.task_definitions.items()
+            },
+            task_roles=compute.task_roles,
+            execution_role=compute.execution_role,
             container_name=CONTAINER_NAME,
             topic=notifications.topic,
             settings_prefix=settings.prefix,
@@ -179,18 +183,18 @@ class BackproofStack(Stack):
             "SigningKey",
             value=storage.signing_key.key_arn,
             description="--signing-kms-key-id for the backproof command (checks signatures; "
-            "only the dump/restore task may sign)",
+            "only the backup, verify and restore tasks may sign)",
         )
         for name, machine in self.machines.items():
             CfnOutput(self, f"{name.title()}StateMachine", value=machine.state_machine_arn)
         acknowledge(
             self,
             functions=functions.fn,
-            task_role=compute.task_role,
+            task_roles=compute.task_roles,
             execution_role=compute.execution_role,
             bucket=storage.bucket,
             machines=self.machines,
-            task_definition=compute.task_definition,
+            task_definitions=compute.task_definitions,
             verify_machine=verify.state_machine,
             cluster=compute.cluster,
             settings_prefix=settings.prefix,
@@ -199,7 +203,6 @@ class BackproofStack(Stack):
         acknowledge_ways_back(
             self,
             functions=functions.fn,
-            task_role=compute.task_role,
             bucket=storage.bucket,
             native_machine=native.state_machine,
             restore_machine=restore.state_machine,

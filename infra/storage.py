@@ -43,7 +43,7 @@ class BackupStorage(Construct):
         )
         # Signs each manifest and verification report (the engine's jobs/signatures.py). An
         # asymmetric key: anyone given kms:GetPublicKey checks signatures offline; only the
-        # dump/restore task signs (`only_signer`). Asymmetric keys do not rotate.
+        # backup, verify and restore tasks sign (`only_signers`). Asymmetric keys do not rotate.
         self.signing_key = kms.Key(
             self,
             "SigningKey",
@@ -200,17 +200,18 @@ class BackupStorage(Construct):
         )
         return role
 
-    def only_signer(self, role: iam.IRole) -> None:
-        """No principal but `role` may sign with the signing key, whatever IAM policies say
-        (a deny in the key policy; the role's own policy grants the allow)."""
+    def only_signers(self, roles: list[iam.IRole]) -> None:
+        """No principal but `roles` may sign with the signing key, whatever IAM policies say
+        (a deny in the key policy; each role's own policy grants the allow). ArnNotEquals
+        with several values holds when the caller matches none of them."""
         self.signing_key.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="OnlyTheTaskSigns",
+                sid="OnlyTheSigningTasksSign",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=["kms:Sign"],
                 resources=["*"],  # in a key policy "*" means this key
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": role.role_arn}},
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": [r.role_arn for r in roles]}},
             )
         )
 

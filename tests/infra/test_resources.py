@@ -10,6 +10,7 @@ from aws_cdk.assertions import Match
 from infra.functions import SPECS
 
 from .conftest import CHAT_SECRET_ARN, REPLICA, Synth
+from .policies import task_role
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -157,28 +158,27 @@ def test_instance_deletion_is_limited_to_tagged_backproof_instances(synth: Synth
     )
 
 
-def test_task_reads_only_the_configured_source_secrets(synth: Synth) -> None:
-    task_role = next(
-        k
-        for k, v in resources(synth.template, "AWS::IAM::Role").items()
-        if "ComputeTaskTaskRole" in k
-    )
-    policy = next(
-        p
-        for p in resources(synth.template, "AWS::IAM::Policy").values()
-        if {"Ref": task_role} in p["Properties"]["Roles"]
-    )
-    reads = [
-        s
-        for s in _statements(policy["Properties"]["PolicyDocument"])
-        if s["Action"] == "secretsmanager:GetSecretValue" and "Condition" not in s
-    ]
-    # the backup secret of the source and the restore secret of its declared restore target
-    assert sorted(reads[0]["Resource"]) == [
-        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/orders-AbCdEf",
+def test_tasks_read_only_the_configured_secrets_of_their_action(synth: Synth) -> None:
+    source = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/orders-AbCdEf"
+    restore = (
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/orders-staging-restore-"
-        "GhIjKl",
-    ]
+        "GhIjKl"
+    )
+    named = {}
+    for action in ("backup", "verify", "restore", "native"):
+        # Given each task's role, the secrets it reads by name (not RDS's tagged ones)
+        role = task_role(synth.template, action)
+        named[action] = {
+            r for r in role.granted("secretsmanager:GetSecretValue") if "rds!" not in r
+        }
+    # Then the dump reads the source's backup secret, a restore only its target's own secret,
+    # the native check the source's (for the database's name), a verification none
+    assert named == {
+        "backup": {source},
+        "verify": set(),
+        "restore": {restore},
+        "native": {source},
+    }
 
 
 def test_kms_grants_only_for_rds(synth: Synth) -> None:

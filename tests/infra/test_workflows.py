@@ -139,7 +139,8 @@ def test_fargate_tasks_get_their_token_and_request(synth: Synth) -> None:
         params = states_of(synth, machine)[state]["Parameters"]
         container = params["Overrides"]["ContainerOverrides"][0]
         assert container["Environment"] == [
-            {"Name": "BACKPROOF_TASK_TOKEN", "Value.$": "$$.Task.Token"}
+            {"Name": "BACKPROOF_TASK_TOKEN", "Value.$": "$$.Task.Token"},
+            {"Name": "BACKPROOF_TASK_CPU", "Value.$": params["Overrides"]["Cpu.$"]},
         ]
         assert container["Command.$"].startswith("States.Array('")
         assert params["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"

@@ -40,6 +40,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_funct
     WaitFunction,
 )
 
+from infra.compute import ACTION_TAG
 from tests.infra.asl import PSEUDO, machines, render
 
 from .conftest import SLOTS_TABLE, SUBNET_GROUP, LambdaContext, World
@@ -171,6 +172,8 @@ class TaskRun:
     returncode: int
     stdout: str
     stderr: str
+    # The action of the task definition the workflow ran (so, in AWS, the task role it had).
+    definition: str = ""
 
 
 @dataclass
@@ -180,6 +183,8 @@ class Deployment:
     env: dict[str, str]
     arns: dict[str, str] = field(default_factory=dict)
     machine_arns: dict[str, str] = field(default_factory=dict)
+    # The task action each registered task definition is for (its ACTION_TAG).
+    task_actions: dict[str, str] = field(default_factory=dict)
     tasks: list[TaskRun] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -237,7 +242,7 @@ class Deployment:
                 self.arns[f"{logical_id}.GroupId"] = self.world.security_group_id
             elif kind == "AWS::RDS::DBSubnetGroup":
                 self.arns[logical_id] = SUBNET_GROUP
-        self._task_definition(resources)
+        self._task_definitions(resources)
         self._settings(resources, source_secret_arn)
         sfn = boto3.client("stepfunctions")
         ids = machines(self.template)
@@ -256,31 +261,37 @@ class Deployment:
             )["stateMachineArn"]
             self.arns[ids[name]] = self.machine_arns[name] = arn
 
-    def _task_definition(self, resources: dict[str, Any]) -> None:
-        ((logical_id, res),) = [
-            (k, v) for k, v in resources.items() if v["Type"] == "AWS::ECS::TaskDefinition"
-        ]
-        container = res["Properties"]["ContainerDefinitions"][0]
-        environment = [
-            {"name": e["Name"], "value": render(e["Value"], self._env_value)}
-            for e in container["Environment"]
-        ]
-        arn = boto3.client("ecs").register_task_definition(
-            family="backproof-task",
-            requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc",
-            cpu=res["Properties"]["Cpu"],
-            memory=res["Properties"]["Memory"],
-            containerDefinitions=[
-                {
-                    "name": container["Name"],
-                    "image": "backproof",
-                    "memory": 4096,
-                    "environment": environment,
-                }
-            ],
-        )["taskDefinition"]["taskDefinitionArn"]
-        self.arns[logical_id] = arn
+    def _task_definitions(self, resources: dict[str, Any]) -> None:
+        """One registered task definition per synthesized one (one per task action), so each
+        RunTask names the definition of the action it runs, as in AWS."""
+        ecs = boto3.client("ecs")
+        for logical_id, res in resources.items():
+            if res["Type"] != "AWS::ECS::TaskDefinition":
+                continue
+            props = res["Properties"]
+            (action,) = [t["Value"] for t in props["Tags"] if t["Key"] == ACTION_TAG]
+            (container,) = props["ContainerDefinitions"]
+            environment = [
+                {"name": e["Name"], "value": render(e["Value"], self._env_value)}
+                for e in container["Environment"]
+            ]
+            arn = ecs.register_task_definition(
+                family=f"backproof-{action}",
+                requiresCompatibilities=["FARGATE"],
+                networkMode="awsvpc",
+                cpu=props["Cpu"],
+                memory=props["Memory"],
+                containerDefinitions=[
+                    {
+                        "name": container["Name"],
+                        "image": "backproof",
+                        "memory": 4096,
+                        "environment": environment,
+                    }
+                ],
+            )["taskDefinition"]["taskDefinitionArn"]
+            self.arns[logical_id] = arn
+            self.task_actions[arn] = action
 
     def _env_value(self, node: dict[str, Any]) -> str:
         """The container's environment names the bucket and key: point them at this world."""
@@ -340,17 +351,29 @@ class Deployment:
         env = {**self.env, "BACKPROOF_CLI": str(BACKPROOF_CLI)}
         env.update({e["name"]: e["value"] for e in definition.get("environment", [])})
         env.update({e["name"]: e["value"] for e in override.get("environment", [])})
-        command = [sys.executable, str(ENTRY), *override["command"]]
+        action = self.task_actions.get(task["taskDefinitionArn"], "")
         try:
+            if action != override["command"][0]:
+                # In AWS the task would run with another action's role: refuse it loudly.
+                self._refuse(env, override["command"], action)
+                return
+            command = [sys.executable, str(ENTRY), *override["command"]]
             done = subprocess.run(
                 command, env=env, capture_output=True, text=True, check=False, timeout=300
             )
             self.tasks.append(
-                TaskRun(override["command"], done.returncode, done.stdout, done.stderr)
+                TaskRun(override["command"], done.returncode, done.stdout, done.stderr, action)
             )
         finally:
             with self._lock:
                 self._running -= 1
+
+    def _refuse(self, env: dict[str, str], command: list[str], action: str) -> None:
+        cause = f"the {command[0]} action ran under the task definition for {action or 'none'}"
+        self.tasks.append(TaskRun(command, 1, "", cause, action))
+        boto3.client("stepfunctions").send_task_failure(
+            taskToken=env["BACKPROOF_TASK_TOKEN"], error="WrongTaskDefinition", cause=cause
+        )
 
     # -- running ------------------------------------------------------------------------------
     def _wait_for_tasks(self) -> None:

@@ -153,6 +153,8 @@ def test_backup_workflow_dumps_verifies_by_restore_and_applies_retention(
     assert "s3://" not in " ".join(backup_task.command)  # the store comes from the task definition
     assert orders.cluster.password not in " ".join(backup_task.command + verify_task.command)
     assert verify_task.command[0] == "verify" and verify_task.returncode == 0
+    # each under its own action's task definition (so, in AWS, its own task role)
+    assert [t.definition for t in deployed.tasks] == ["backup", "verify"]
     # and the backup is stored, verified by a real restore, with the evidence beside it
     (backup,) = stored(deployed.world)
     assert backup.verification["verdict"] == "verified"
@@ -285,6 +287,7 @@ def test_restore_into_a_new_instance_hands_it_over(
     )
     (task,) = deployed.tasks
     assert task.command[0] == "restore" and task.returncode == 0, task.stderr
+    assert task.definition == "restore"
     # The restored rows are in the new server, and the instance is kept, off the janitor's list
 
     with psycopg.connect(**target.connect_kwargs(orders.dbname)) as conn:
@@ -400,7 +403,7 @@ def test_restore_into_an_existing_database_takes_a_safety_backup_first(
         [*map(str, deployed.tasks), *result["history"]]
     )
     (task,) = deployed.tasks
-    assert task.command[0] == "restore"
+    assert task.command[0] == "restore" and task.definition == "restore"
     output = json.loads(task.stdout.strip().splitlines()[-1])
     # Then a safety backup of staging was taken before its table was replaced
     assert output["safety_backup_id"]
@@ -583,6 +586,7 @@ def test_the_newest_snapshot_is_restored_checked_compared_and_deleted(
     assert states.index("CheckRestoredInstance") < states.index("DeleteInstance")
     (task,) = ways_back.tasks
     assert task.command[0] == "native" and task.returncode == 0, task.stderr
+    assert task.definition == "native"
     assert temporary_instances() == [] and slot_count() == 0
     # and the evidence, under snapshots/, says what was compared with what
     (report,) = evidence(ways_back, "snapshots")
