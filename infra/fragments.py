@@ -103,15 +103,21 @@ class Fragments:
     def resolve_config(
         self, sid: str, database_path: str = "$.database", result_path: str = "$.config"
     ) -> tasks.CallAwsService:
-        """The database's settings as stored at deploy time (one SSM parameter each)."""
+        """The database's settings as stored at deploy time (one SSM parameter each; an
+        instance's databases share their instance's)."""
         return tasks.CallAwsService(
             self.scope,
             sid,
             service="ssm",
             action="getParameter",
             parameters={
+                # A database found in an instance is filed as <instance>.<database> and uses
+                # its instance's settings (configured names hold no dot).
                 "Name": sfn.JsonPath.format(
-                    f"{self.res.settings_prefix}/{{}}", sfn.JsonPath.string_at(database_path)
+                    f"{self.res.settings_prefix}/{{}}",
+                    sfn.JsonPath.array_get_item(
+                        sfn.JsonPath.string_split(sfn.JsonPath.string_at(database_path), "."), 0
+                    ),
                 )
             },
             iam_resources=[f"{self.res.settings_arn_prefix}/*"],

@@ -12,7 +12,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from .compute import CONTAINER_NAME, DumpRestoreCompute
-from .config import Config
+from .config import TIER_HOURS, Config
 from .fragments import Resources
 from .functions import SLOTS_KEY, Functions
 from .monitoring import Monitoring, Notifications
@@ -79,7 +79,14 @@ class BackproofStack(Stack):
             max_concurrent_verifications=config.max_concurrent_verifications,
             subnet_groups=[vpc.subnet_group_name for vpc in networking.vpcs.values()],
         )
-        functions.watch_freshness([db.name for db in config.databases])
+        functions.watch_freshness(
+            [db.name for db in config.databases],
+            {
+                db.name: min(TIER_HOURS[tier] for tier in db.schedules)
+                for db in config.databases
+                if db.databases is not None
+            },
+        )
         functions.allow_notify(
             notifications.topic,
             webhook_secret_arn=config.chat_webhook_secret_arn,

@@ -391,6 +391,8 @@ class BackupWorkflow(Construct):
             "VerifyDatabase",
             state_machine=verify,
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            # <instance>.<database>-<uuid> could pass the 80 characters a name may have.
+            name=sfn.JsonPath.uuid(),
             input=sfn.TaskInput.from_object(
                 {
                     "database": sfn.JsonPath.string_at("$.database"),

@@ -749,3 +749,49 @@ def test_a_console_rollback_puts_the_target_back(
     out = json.loads(rollback.stdout.strip().splitlines()[-1])
     assert out["rolls_back"] == restore_id and out["verdict"] == "verified"
     assert [(i, n) for i, n in staging_rows(target)] == [(1, "stale")]
+
+
+def test_an_instance_is_backed_up_database_by_database_and_each_verified(
+    deployed: Deployment, orders: SourceDatabase
+) -> None:
+    # Given the orders entry declared as an instance: every database named like this test's
+    # but the excluded one (the secret's own database is only connected to, to list them);
+    # the entry's checks (an assertion and a freshness check on public.orders) apply to each
+    prefix = f"inst{os.urandom(3).hex()}_"
+    made = [f"{prefix}{suffix}" for suffix in ("a", "b", "old")]
+    for name in made:
+        orders.cluster.create_database(name)
+        with psycopg.connect(**orders.cluster.connect_kwargs(name), autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE public.orders AS SELECT g AS id, now() AS created_at "
+                "FROM generate_series(1, 50) g"
+            )
+    ssm = boto3.client("ssm")
+    (name,) = [
+        p["Name"] for p in ssm.describe_parameters()["Parameters"] if p["Name"].endswith("/orders")
+    ]
+    settings = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+    settings.update(databases=f"{prefix}*", exclude_databases=[f"{prefix}old"])
+    ssm.put_parameter(Name=name, Value=json.dumps(settings), Type="String", Overwrite=True)
+    try:
+        # When the daily schedule fires
+        result = deployed.execute("backup", event("backup-schedule"))
+    finally:
+        with psycopg.connect(**orders.cluster.connect_kwargs(), autocommit=True) as conn:
+            for db in made:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    # Then one task backs up both databases, each is then verified by its own restore
+    assert result["status"] == "SUCCEEDED", "\n".join(
+        [str(result.get("cause")), *map(str, deployed.tasks), *result["history"]]
+    )
+    states = entered(result)
+    for step in ("DumpEvery", "RecordDatabaseBackup", "VerifyDatabase", "ApplyDatabaseRetention"):
+        assert step in states
+    assert [t.definition for t in deployed.tasks] == ["backup", "verify", "verify"]
+    # and each is filed under orders.<database>, verified, with its own evidence
+    store = open_store(deployed.world.store_url)
+    for db in made[:2]:
+        (backup,) = store.list_backups(f"orders.{db}")
+        assert backup.verification is not None and backup.verification["verdict"] == "verified"
+    assert store.list_backups(f"orders.{made[2]}") == []
+    assert rds_instances() == [] and slot_count() == 0
