@@ -34,7 +34,9 @@ class _Identity:
 
 def compressor(kind: str) -> Compressor:
     if kind == "zstd":
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
+        # One worker thread of zstd's own: compression runs beside the loop that reads
+        # pg_dump's pipe, hashes and uploads, instead of between its reads.
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=1).compressobj()
     if kind == "gzip":
         return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
     if kind == "none":

@@ -21,7 +21,7 @@ from ..model.checks import FAIL, PASS, SKIP, WARN, CheckResult, compare
 from ..model.manifest import Inventory, Manifest, TableStats
 from ..model.operator import OperatorChecks
 from ..model.sequences import check_ahead_of_column, compare_sequence
-from ..pg.inventory import ALGORITHM, invalid_indexes, take_inventory
+from ..pg.inventory import ALGORITHM_V2, FINGERPRINT_ALGORITHMS, invalid_indexes, take_inventory
 from ..pg.messages import error_line, message_subject
 from ..pg.restore import RestoreOutcome
 from ..pg.sequences import owned_column_extremes
@@ -58,7 +58,7 @@ def run_checks(
     """
     note = progress or (lambda _msg: None)
     expected = manifest.inventory
-    with_fingerprints = expected.algorithm == ALGORITHM
+    with_fingerprints = expected.algorithm in FINGERPRINT_ALGORITHMS
     note("reading the restored database")
     conn.rollback()
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -69,6 +69,7 @@ def run_checks(
             fingerprints=with_fingerprints,
             on_table=lambda t: note(f"fingerprinted {t.qualified}"),
             source_major=manifest.server_major,
+            like=expected,
         )
         results = compare_inventories(expected, found, tables=tables)
         results.extend(compare_privileges(expected, found, tables=tables, restored=owners))
@@ -79,7 +80,7 @@ def run_checks(
                     "fingerprint",
                     "*",
                     expected.algorithm,
-                    ALGORITHM,
+                    ALGORITHM_V2,
                     WARN if expected.algorithm != "counts-only" else SKIP,
                     "manifest has no fingerprints this backproof can compare; row counts only",
                 )

@@ -58,6 +58,8 @@ class TableStats:
     rows: int
     fingerprint: str
     columns: list[str] = field(default_factory=list)
+    # How rows were hashed (fingerprint algorithm version 2): "binary", or "" for their text.
+    method: str = ""
 
     @property
     def qualified(self) -> str:
