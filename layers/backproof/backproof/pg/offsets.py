@@ -121,13 +121,19 @@ def search(
     while pos < size:
         stop = min(pos + window + longest, size)
         hits = [h for h in (data.find(n, pos, stop) for n in needles) if h >= 0]
+        _drop(data, pos, min(hits) if hits else pos + window)  # a hit's window too
         if hits:
             return min(hits) + skip
-        page = mmap.PAGESIZE * (pos // mmap.PAGESIZE)
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            data.madvise(mmap.MADV_DONTNEED, page, max(0, pos + window - page))
         pos += window
     return -1
+
+
+def _drop(data: Any, start: int, end: int) -> None:
+    """Release the mapped pages of [start, end) that were read (they stay in the page cache;
+    they no longer count as this process's memory)."""
+    page = mmap.PAGESIZE * (start // mmap.PAGESIZE)
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        data.madvise(mmap.MADV_DONTNEED, page, max(0, end - page))
 
 
 def add_data_offsets(path: Path) -> int:
