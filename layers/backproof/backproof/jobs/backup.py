@@ -141,9 +141,13 @@ def run_backup(req: BackupRequest, progress: ProgressFn = _noop) -> BackupResult
     validate_request(req)
     started = datetime.now(UTC)
     t0 = time.monotonic()
+    backup_id = new_backup_id(started)
+    directory = req.store.backup_prefix(req.database_name, backup_id, req.namespace)
     conn = req.source.connect(autocommit=False)
     try:
-        return _backup_in_snapshot(req, conn, started, t0, progress)
+        # Everything this backup writes (or removes on failure) lies in its own directory.
+        with req.store.writes_only_under(directory):
+            return _backup_in_snapshot(req, conn, started, t0, progress, backup_id=backup_id)
     finally:
         conn.close()
 
@@ -154,6 +158,8 @@ def _backup_in_snapshot(
     started: datetime,
     t0: float,
     progress: ProgressFn,
+    *,
+    backup_id: str,
 ) -> BackupResult:
     server_num = conn.info.server_version
     server = {
@@ -176,7 +182,6 @@ def _backup_in_snapshot(
     # What a restore will need room for (jobs/space.py), read inside the snapshot.
     size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
     server["database_size"] = int(size[0]) if size else 0
-    backup_id = new_backup_id(started)
     key = req.store.archive_key(req.database_name, backup_id, req.compression, req.namespace)
     directory = req.store.backup_prefix(req.database_name, backup_id, req.namespace)
     # Sequences are not transactional: read them now, before pg_dump reads them, so what the

@@ -74,7 +74,8 @@ def write_report(
     """Write a run's evidence beside the backup (never over another run's), signed when a
     signer is configured; its key."""
     sign = report_sealer(signing, stored)
-    report.report_key = store.write_verification(stored, report.to_dict(), sign=sign)
+    with store.writes_only_under(stored.run_key("")[: -len(".json")]):  # its verifications/
+        report.report_key = store.write_verification(stored, report.to_dict(), sign=sign)
     return report.report_key
 
 

@@ -4,6 +4,7 @@ layout and multipart uploads. `open_store` turns a URL into a store."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -56,6 +57,7 @@ class BackupStore(Protocol):
 
     # writing
     def check_writable(self) -> None: ...
+    def writes_only_under(self, prefix: str) -> AbstractContextManager[None]: ...
     def open_upload(
         self, key: str, content_type: str = ..., *, tier: str | None = None
     ) -> MultipartUpload: ...

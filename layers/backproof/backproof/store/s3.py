@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import BadInput, IntegrityError, StoreUnavailable, UploadFailed
+from ..errors import BadInput, IntegrityError, JobFailed, StoreUnavailable, UploadFailed
 from ..model.manifest import Manifest
 from .catalog import Catalog
 from .layout import ARCHIVE_NAMES, BACKUPS, backup_prefix, tagging
@@ -34,6 +35,8 @@ class S3BackupStore(Catalog):
     _encryption: dict[str, Any] | None = field(default=None, repr=False)
     # Object Lock per tier for what this store writes (store/locking.py).
     object_lock: LockPolicy | None = None
+    # While a job runs `writes_only_under(prefix)`, the only keys it may write or delete.
+    _write_scope: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_url(
@@ -141,9 +144,31 @@ class S3BackupStore(Catalog):
             )
 
     # -- writing -----------------------------------------------------------------------------
+    @contextmanager
+    def writes_only_under(self, prefix: str) -> Iterator[None]:
+        """While inside, writing or deleting anything outside `prefix` (the backup directory a
+        backup is writing, a backup's evidence) raises: the engine's own guard, whatever the
+        role may do. A scope inside another must lie within it."""
+        outer = self._write_scope
+        if outer is not None and not prefix.startswith(outer):
+            raise JobFailed(f"refusing to write under {prefix}: this job writes only under {outer}")
+        self._write_scope = prefix
+        try:
+            yield
+        finally:
+            self._write_scope = outer
+
+    def _may_write(self, key: str) -> None:
+        if self._write_scope is not None and not key.startswith(self._write_scope):
+            raise JobFailed(
+                f"refusing to write {self.location(key)}: this job writes only under "
+                f"{self.location(self._write_scope)}"
+            )
+
     def open_upload(
         self, key: str, content_type: str = "application/octet-stream", *, tier: str | None = None
     ) -> MultipartUpload:
+        self._may_write(key)
         return MultipartUpload(
             self.client,
             self.bucket,
@@ -165,6 +190,7 @@ class S3BackupStore(Catalog):
         *,
         tier: str | None = None,
     ) -> None:
+        self._may_write(key)
         try:
             self.client.put_object(
                 Bucket=self.bucket,
@@ -183,6 +209,7 @@ class S3BackupStore(Catalog):
         """Delete every object under `prefix`; returns how many. DeleteObjects answers 200 even
         when some keys were not deleted (Object Lock, permissions): those raise UploadFailed
         naming the first refused key and the count, so nothing is reported deleted that is not."""
+        self._may_write(prefix)
         keys = [o["Key"] for o in self._iter_objects(prefix)]
         refused: list[dict[str, Any]] = []
         for i in range(0, len(keys), 1000):
