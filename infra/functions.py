@@ -6,10 +6,12 @@ do no dumping or restoring (those are Fargate tasks), so none needs a VPC.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -474,15 +476,37 @@ class Functions(Construct):
         )
 
     def watch_freshness(
-        self, databases: list[str], instances: dict[str, int] | None = None
+        self,
+        databases: list[str],
+        instances: dict[str, tuple[int, int]] | None = None,
+        member_alarms: dict[str, Any] | None = None,
     ) -> None:
-        """The freshness function reads these databases' backups from the store; `instances`
-        (name -> hours between their most frequent backups) are read database by database."""
-        self.fn["freshness"].add_environment("BACKPROOF_DATABASES", ",".join(databases))
-        if instances:
-            self.fn["freshness"].add_environment(
-                "BACKPROOF_INSTANCES", ",".join(f"{n}={h}" for n, h in sorted(instances.items()))
+        """The freshness function reads these databases' backups from the store. `instances`
+        (name -> hours between their most frequent backups, alarm threshold in seconds) are
+        read database by database, and `member_alarms` says how it makes one alarm per
+        database found (handlers/member_alarms.py): it may manage only alarms named with that
+        prefix."""
+        fn = self.fn["freshness"]
+        fn.add_environment("BACKPROOF_DATABASES", ",".join(databases))
+        if not instances:
+            return
+        fn.add_environment(
+            "BACKPROOF_INSTANCES",
+            ",".join(f"{n}={h}/{t}" for n, (h, t) in sorted(instances.items())),
+        )
+        if member_alarms is None:
+            return
+        fn.add_environment("BACKPROOF_MEMBER_ALARMS", json.dumps(member_alarms))
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                ],
+                resources=[member_alarm_arn(Stack.of(self), member_alarms["prefix"])],
             )
+        )
 
     def allow_notify(
         self, topic: sns.ITopic, *, webhook_secret_arn: str | None, notify_success: bool
@@ -521,3 +545,13 @@ class Functions(Construct):
         self.fn["janitor"].add_to_role_policy(
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
         )
+
+
+def member_alarm_arn(stack: Stack, prefix: str) -> str:
+    """The alarms the freshness function may manage: those named with `prefix`."""
+    return stack.format_arn(
+        service="cloudwatch",
+        resource="alarm",
+        resource_name=f"{prefix}*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )

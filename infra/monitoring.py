@@ -40,6 +40,12 @@ FRESHNESS_PERIODS = 2
 AT_LEAST = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 
 
+def member_alarm_prefix(deployment: str) -> str:
+    """Names of the NoVerifiedBackup alarms the freshness function makes for the databases it
+    finds in an instance (functions/handlers/member_alarms.py); it may manage only these."""
+    return f"backproof-{deployment}-NoVerifiedBackup-"
+
+
 def allowed_unverified_seconds(db: Database) -> int:
     """The NoVerifiedBackup alarm's threshold on SecondsSinceVerifiedBackup."""
     return allowed_unverified_hours(db) * 3600

@@ -77,6 +77,7 @@ def acknowledge(
     cluster: CfnElement,
     settings_prefix: str,
     freshness_schedule_role: iam.IRole,
+    member_alarm_prefix: str | None = None,
 ) -> None:
     """Acknowledge each known finding; `stack` resolves the logical ids findings name."""
     ARN.bind(stack)
@@ -199,6 +200,14 @@ def acknowledge(
         "generated.",
     )
 
+    if member_alarm_prefix is not None:
+        _wild(
+            _policy(functions["freshness"].role),
+            ARN.format(service="cloudwatch", rest=f"alarm:{member_alarm_prefix}*"),
+            "The freshness function makes one NoVerifiedBackup alarm per database it finds in an "
+            "instance (their names cannot be known at deploy) and removes it when the database "
+            "leaves; it may touch only alarms named with this deployment's prefix.",
+        )
     _wild(
         _policy(freshness_schedule_role),
         f"{_ref(functions['freshness'])}:*",

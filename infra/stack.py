@@ -15,7 +15,15 @@ from .compute import CONTAINER_NAME, DumpRestoreCompute
 from .config import TIER_HOURS, Config
 from .fragments import Resources
 from .functions import SLOTS_KEY, Functions
-from .monitoring import Monitoring, Notifications
+from .monitoring import (
+    FRESHNESS_PERIOD,
+    FRESHNESS_PERIODS,
+    FRESHNESS_SERVICE,
+    Monitoring,
+    Notifications,
+    allowed_unverified_seconds,
+    member_alarm_prefix,
+)
 from .nag import acknowledge, acknowledge_replication, acknowledge_ways_back
 from .native import NativeVerifyWorkflow
 from .networking import Networking
@@ -79,13 +87,26 @@ class BackproofStack(Stack):
             max_concurrent_verifications=config.max_concurrent_verifications,
             subnet_groups=[vpc.subnet_group_name for vpc in networking.vpcs.values()],
         )
+        instances = {
+            db.name: (
+                min(TIER_HOURS[tier] for tier in db.schedules),
+                allowed_unverified_seconds(db),
+            )
+            for db in config.databases
+            if db.databases is not None
+        }
         functions.watch_freshness(
             [db.name for db in config.databases],
-            {
-                db.name: min(TIER_HOURS[tier] for tier in db.schedules)
-                for db in config.databases
-                if db.databases is not None
-            },
+            instances,
+            member_alarms={
+                "prefix": member_alarm_prefix(config.deployment),
+                "topic_arn": notifications.topic.topic_arn,
+                "service": FRESHNESS_SERVICE,
+                "period_s": int(FRESHNESS_PERIOD.to_seconds()),
+                "periods": FRESHNESS_PERIODS,
+            }
+            if instances
+            else None,
         )
         functions.allow_notify(
             notifications.topic,
@@ -206,6 +227,7 @@ class BackproofStack(Stack):
             cluster=compute.cluster,
             settings_prefix=settings.prefix,
             freshness_schedule_role=schedules.freshness_role,
+            member_alarm_prefix=member_alarm_prefix(config.deployment) if instances else None,
         )
         acknowledge_ways_back(
             self,

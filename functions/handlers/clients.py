@@ -21,3 +21,8 @@ def ssm() -> Any:
 @cache
 def dynamodb() -> Any:
     return boto3.client("dynamodb")
+
+
+@cache
+def cloudwatch() -> Any:
+    return boto3.client("cloudwatch")

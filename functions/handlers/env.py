@@ -55,17 +55,26 @@ def databases() -> tuple[str, ...]:
     return tuple(n for n in required("BACKPROOF_DATABASES").split(",") if n)
 
 
-def instances() -> dict[str, int]:
-    """Configured instances (BACKPROOF_INSTANCES, `name=hours,…`: the hours between their most
-    frequent backups); empty when there are none."""
-    found: dict[str, int] = {}
+@dataclass(frozen=True)
+class Instance:
+    """A configured instance: how long its latest runs span, and its alarm's threshold."""
+
+    window_hours: int
+    threshold_s: int
+
+
+def instances() -> dict[str, Instance]:
+    """Configured instances (BACKPROOF_INSTANCES, `name=hours/seconds,…`: the hours between
+    their most frequent backups, and the NoVerifiedBackup threshold); empty when none."""
+    found: dict[str, Instance] = {}
     for item in os.environ.get("BACKPROOF_INSTANCES", "").split(","):
         if not item.strip():
             continue
-        name, _, hours = item.partition("=")
-        if not hours.isdigit():
-            raise MissingSetting(f"BACKPROOF_INSTANCES entry {item!r} is not name=hours")
-        found[name.strip()] = int(hours)
+        name, _, values = item.partition("=")
+        hours, _, seconds = values.partition("/")
+        if not (hours.isdigit() and seconds.isdigit()):
+            raise MissingSetting(f"BACKPROOF_INSTANCES entry {item!r} is not name=hours/seconds")
+        found[name.strip()] = Instance(int(hours), int(seconds))
     return found
 
 

@@ -19,14 +19,17 @@ from backproof.errors import BackproofError
 from backproof.jobs.instance import current_members
 from backproof.jobs.status import database_status
 
-from .env import databases, instances, settings
+from .env import Instance, databases, instances, settings
+from .member_alarms import MemberAlarms
 from .observability import logger, metrics, tracer
 from .stores import store
 
 SETTINGS = settings()
 DATABASES = databases()
-# Instances (`databases: "*"`): name -> hours between their most frequent backups.
+# Instances (`databases: "*"`): their window and alarm threshold; their databases' alarms.
 INSTANCES = instances()
+MEMBER_ALARMS = MemberAlarms.from_environ()
+__all__ = ["Instance", "MemberAlarms", "handler"]
 
 
 class FreshnessUnknown(RuntimeError):
@@ -42,7 +45,19 @@ def seconds_since_verified(database: str, now: datetime) -> float:
 def instance_ages(name: str, now: datetime) -> dict[str, float]:
     """Each current database of an instance, and the instance itself as its stalest one (what
     its alarm watches; never verified when none has been backed up yet)."""
-    members = current_members(store(), name, timedelta(hours=INSTANCES[name]))
+    watch = INSTANCES[name]
+    members = current_members(store(), name, timedelta(hours=watch.window_hours))
+    if MEMBER_ALARMS is not None:
+        changed = MEMBER_ALARMS.sync(name, members, watch.threshold_s)
+        if changed["created"] or changed["removed"]:
+            logger.info(
+                "instance alarms kept in step",
+                extra={
+                    "instance": name,
+                    "alarms_created": changed["created"],
+                    "alarms_removed": changed["removed"],
+                },
+            )
     ages = {member: seconds_since_verified(member, now) for member in members}
     ages[name] = max(ages.values(), default=float(NEVER_VERIFIED_SECONDS))
     return ages

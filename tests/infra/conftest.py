@@ -66,7 +66,8 @@ def synth(placeholder_layer: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def two_databases() -> dict[str, Any]:
-    """The example configuration plus a second database in another VPC with other tiers."""
+    """The example configuration plus a second entry, an instance (its billing_* databases),
+    in another VPC with other tiers."""
     context = cdk_context()
     config = json.loads(json.dumps(context["backproof"]))
     second = json.loads(json.dumps(config["databases"][0]))
@@ -79,6 +80,9 @@ def two_databases() -> dict[str, Any]:
         secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:backproof/billing-XyZ123",
         schedules={"daily": {"cron": "cron(0 1 * * ? *)"}, "yearly": {"cron": "cron(0 5 1 1 ? *)"}},
         retention={"daily": 14, "yearly": 7},
+        # an instance: every billing_* database of the server, each backed up on its own
+        databases="billing_*",
+        exclude_databases=["billing_scratch"],
     )
     config["databases"].append(second)
     config["vpc_endpoints"] = True

@@ -102,10 +102,10 @@ def test_a_worker_that_fails_leaves_no_backup_and_no_upload(
     # When it is backed up by three workers
     with pytest.raises(BackproofError, match="Order Items"):
         take_backup(reader, s3_store, jobs=3)
-    # Then nothing is listed and no multipart upload is left open
+    # Then nothing is left: no manifest, no part another worker completed, no open upload
     listed = s3_store.s3.list_objects_v2(Bucket=s3_store.bucket).get("Contents", [])
     uploads = s3_store.s3.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", [])
-    assert [o["Key"] for o in listed if o["Key"].endswith("manifest.json")] == []
+    assert [o["Key"] for o in listed] == []
     assert uploads == []
 
 

@@ -37,6 +37,8 @@ def test_a_job_confined_to_its_directory_cannot_write_or_delete_elsewhere() -> N
             ):
                 pass
         # Nothing outside was touched; outside the scope the store writes as before
-        body = s3.get_object(Bucket="scope-bucket", Key="p/backups/prod/other/manifest.json")["Body"].read()
+        body = s3.get_object(Bucket="scope-bucket", Key="p/backups/prod/other/manifest.json")[
+            "Body"
+        ].read()
         assert body == b"{}"
         store.put_bytes("p/restores/r.json", b"{}")

@@ -177,7 +177,28 @@ def test_an_instance_is_as_fresh_as_its_stalest_current_database_and_forgets_dro
     # days ago, before it was dropped from the instance
     handlers = load_handlers(world, monkeypatch)
     monkeypatch.setattr(handlers["freshness"], "DATABASES", ("prod",))
-    monkeypatch.setattr(handlers["freshness"], "INSTANCES", {"prod": 24})
+    freshness = handlers["freshness"]
+    monkeypatch.setattr(freshness, "INSTANCES", {"prod": freshness.Instance(24, 38 * 3600)})
+    alarms = freshness.MemberAlarms(
+        prefix="backproof-test-NoVerifiedBackup-",
+        topic_arn=TOPIC_ARN,
+        service=FRESHNESS_SERVICE,
+        period_s=900,
+        periods=2,
+    )
+    monkeypatch.setattr(freshness, "MEMBER_ALARMS", alarms)
+    cloudwatch = boto3.client("cloudwatch")
+    # and an alarm left from prod.gone, a database no longer in the instance
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarms.name("prod.gone"),
+        MetricName="SecondsSinceVerifiedBackup",
+        Namespace="Backproof",
+        Statistic="Maximum",
+        Period=900,
+        EvaluationPeriods=2,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
     store = open_store(world.store_url, kms_key_id=world.key_arn)
     _, orders = take_backup(orders_db, world, name="prod.orders", fingerprints=False)
     store.write_verification(store.find(orders.manifest.backup_id), {"verdict": "verified"})
@@ -192,6 +213,20 @@ def test_an_instance_is_as_fresh_as_its_stalest_current_database_and_forgets_dro
     assert set(ages) == {"prod", "prod.orders", "prod.billing"}
     assert ages["prod.orders"] < 600
     assert ages["prod"] == ages["prod.billing"] == NEVER_VERIFIED_SECONDS
+    # and each current database has its own alarm on its own metric, paging the topic; the
+    # dropped database's alarm is gone
+    found = {
+        a["AlarmName"]: a
+        for a in cloudwatch.describe_alarms(AlarmNamePrefix=alarms.prefix)["MetricAlarms"]
+    }
+    assert set(found) == {alarms.name("prod.orders"), alarms.name("prod.billing")}
+    billing = found[alarms.name("prod.billing")]
+    assert {d["Name"]: d["Value"] for d in billing["Dimensions"]} == {
+        "service": FRESHNESS_SERVICE,
+        "database": "prod.billing",
+    }
+    assert billing["AlarmActions"] == [TOPIC_ARN]
+    assert billing["Threshold"] == 38 * 3600 and billing["TreatMissingData"] == "breaching"
     # When billing is verified too, Then the instance is fresh again
     billing = store.list_backups("prod.billing")[-1]
     store.write_verification(billing, {"verdict": "verified"})

@@ -190,15 +190,19 @@ def _backup_in_snapshot(
     progress("snapshot", {"snapshot": snapshot_id, "backup_id": backup_id})
     roles = read_roles(conn)  # the cluster's roles as of the snapshot (no passwords)
 
-    dumped = _dump(
-        req,
-        conn,
-        pg_dump=pg_dump,
-        snapshot_id=snapshot_id,
-        key=key,
-        sequences=sequences,
-        progress=progress,
-    )
+    try:
+        dumped = _dump(
+            req,
+            conn,
+            pg_dump=pg_dump,
+            snapshot_id=snapshot_id,
+            key=key,
+            sequences=sequences,
+            progress=progress,
+        )
+    except BaseException:
+        _remove(req.store, directory)  # the parts some workers completed before one failed
+        raise
     dump_seconds = time.monotonic() - t0
     try:
         dumped.inventory.sequences = finish_sequences(conn, sequences)  # ends the snapshot
@@ -244,12 +248,16 @@ def _backup_in_snapshot(
     except BaseException:
         # The archive is complete but no manifest vouches for it yet: remove it, so a failure
         # or a signal at this point leaves nothing behind either.
-        with signals_deferred(), contextlib.suppress(BackproofError):
-            # If even that fails (no delete permission, the store unreachable), the directory
-            # has no manifest, so it is not a backup; retention removes it after a day. The
-            # failure that got us here is the one to report.
-            req.store.delete_prefix(directory)
+        _remove(req.store, directory)
         raise
+
+
+def _remove(store: BackupStore, directory: str) -> None:
+    """Remove what a failed backup wrote. If even that fails (no delete permission, the store
+    unreachable), the directory has no manifest, so it is not a backup; retention removes it
+    after a day. The failure that got us here is the one to report."""
+    with signals_deferred(), contextlib.suppress(BackproofError):
+        store.delete_prefix(directory)
 
 
 @dataclass
