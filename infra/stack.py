@@ -11,6 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from .backup_workflow import BackupWorkflow
 from .compute import CONTAINER_NAME, DumpRestoreCompute
 from .config import TIER_HOURS, Config
 from .fragments import Resources
@@ -31,7 +32,7 @@ from .schedules import Schedules
 from .settings import DatabaseSettings
 from .storage import BackupStorage
 from .task_stopper import TaskStopper
-from .workflows import BackupWorkflow, JanitorWorkflow, RestoreWorkflow, VerifyWorkflow
+from .workflows import JanitorWorkflow, RestoreWorkflow, VerifyWorkflow
 
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 

@@ -101,6 +101,12 @@ class Interrupted(BackproofError):
     exit_code = EXIT_INTERRUPTED
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread as SIGINT raises KeyboardInterrupt. Not an Exception,
+    so no library's `except Exception` can swallow it and carry on (botocore retried a request
+    it interrupted, and the backup ran to the end); the CLI reports it as Interrupted."""
+
+
 _URL_PASSWORD = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I
 )

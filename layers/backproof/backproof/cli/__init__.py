@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from .. import __version__
-from ..errors import EXIT_FAILED, BackproofError, Interrupted, redact
+from ..errors import EXIT_FAILED, BackproofError, Interrupted, Terminated, redact
 from . import backup, demo, evidence, listing, native, restore, retention, status, verify
 from .args import Parser
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Interrupted("stopped by SIGTERM; the job was cleaned up and nothing was recorded")
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(
             args,
             Interrupted("interrupted (SIGINT); the job was cleaned up and nothing was recorded"),
+        )
+    except Terminated:
+        return _fail(
+            args,
+            Interrupted("stopped by SIGTERM; the job was cleaned up and nothing was recorded"),
         )
     except BackproofError as exc:
         return _fail(args, exc)

@@ -78,7 +78,10 @@ class InventoryThread(threading.Thread):
         if h is None or h.count < 1 or not self.fingerprints:
             return []
         for _ in range(h.count):
-            conn = h.source.connect(autocommit=False)
+            try:
+                conn = h.source.connect(autocommit=False)
+            except BackproofError:
+                break  # the server has no connection to spare: fewer helpers, same result
             with self._lock:
                 self._open.append(conn)
             begin_snapshot(conn, h.lock_wait_timeout_s, h.idle_timeout_s, imported=h.snapshot)

@@ -11,193 +11,35 @@ A part's entries get fresh dump ids and depend on the main archive's TABLE entry
 table, as pg_dump's own do (so a parallel pg_restore builds indexes and constraints after the
 data). Every data block's position is recorded in the TOC, so pg_restore seeks instead of
 scanning. The archives stream through once; only their TOCs are held in memory.
-
-Layout: src/bin/pg_dump/pg_backup_archiver.c (WriteHead, WriteToc) and pg_backup_custom.c
-(_StartData, _EndData, _WriteExtraToc) in PostgreSQL.
 """
 
 from __future__ import annotations
 
 import mmap
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .offsets import search
+from .archive import (
+    BLK_BLOBS,
+    BLK_DATA,
+    K_OFFSET_NO_DATA,
+    K_OFFSET_POS_NOT_SET,
+    K_OFFSET_POS_SET,
+    SECTION_DATA,
+    SECTION_PRE_DATA,
+    ArchiveFormatError,
+    Entry,
+    Head,
+    parse_head,
+    read_head,
+    search,
+)
 
-_K_OFFSET_POS_NOT_SET, _K_OFFSET_POS_SET, _K_OFFSET_NO_DATA = 1, 2, 3
-_BLK_DATA, _BLK_BLOBS = 1, 3
-_ARCHIVE_CUSTOM = 1
-_SECTION_PRE_DATA, _SECTION_DATA = 2, 3
-# Archive versions this module reads and writes: PostgreSQL 12 (1.14) to 18 (1.16); a split
-# backup is taken only with a pg_dump whose archives it merges.
-SUPPORTED_VERSIONS = ((1, 14), (1, 16))
+# A split backup is taken only with a pg_dump whose archives this merges (archive versions
+# 1.14 to 1.16).
 MERGEABLE_PG_DUMP = range(12, 19)
-# A TOC larger than this is not a pg_dump TOC (even 100,000 tables take a few tens of MiB).
-MAX_HEAD = 1 << 30
-
-
-class ArchiveFormatError(ValueError):
-    """The bytes are not a custom archive this module can merge."""
-
-
-class _Short(Exception):
-    """More bytes are needed to read the head."""
-
-
-class _Reader:
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data, self.pos, self.int_size = data, pos, 4
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise _Short
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def byte(self) -> int:
-        return self.take(1)[0]
-
-    def int_(self) -> int:
-        sign = self.byte()
-        raw = self.take(self.int_size)
-        if sign not in (0, 1):
-            raise ArchiveFormatError("malformed integer in archive")
-        value = int.from_bytes(raw, "little")
-        return -value if sign else value
-
-    def str_(self) -> str | None:
-        length = self.int_()
-        if length == -1:
-            return None
-        if length < -1 or length > MAX_HEAD:
-            raise ArchiveFormatError("malformed string length in archive")
-        return self.take(length).decode("utf-8", errors="replace")
-
-
-@dataclass
-class Entry:
-    """One TOC entry, with the byte spans the merge copies."""
-
-    dump_id: int
-    desc: str
-    tag: str
-    namespace: str
-    section: int
-    deps: list[int]
-    flag: int  # _K_OFFSET_*
-    start: int  # the entry's first byte (its dump id)
-    body: int  # the first byte after the dump id
-    deps_at: int  # the first byte of the dependency list
-    end: int  # the first byte after the entry
-
-
-@dataclass
-class Head:
-    """An archive's header and TOC."""
-
-    raw: bytes  # the bytes up to the first data block
-    version: tuple[int, int]
-    int_size: int
-    off_size: int
-    count_at: int  # where the TOC's entry count is
-    entries: list[Entry] = field(default_factory=list)
-
-    @property
-    def data_start(self) -> int:
-        return len(self.raw)
-
-    def int_bytes(self, value: int) -> bytes:
-        return bytes([1 if value < 0 else 0]) + abs(value).to_bytes(self.int_size, "little")
-
-    def str_bytes(self, value: str | None) -> bytes:
-        if value is None:
-            return self.int_bytes(-1)
-        raw = value.encode()
-        return self.int_bytes(len(raw)) + raw
-
-
-def parse_head(data: bytes) -> Head:
-    """The header and TOC at the start of `data`; _Short when `data` ends inside them."""
-    if len(data) < 5:
-        raise _Short
-    if data[:5] != b"PGDMP":
-        raise ArchiveFormatError("not a custom-format archive")
-    r = _Reader(data, 5)
-    version = (r.byte(), r.byte())
-    r.byte()  # revision
-    if not SUPPORTED_VERSIONS[0] <= version <= SUPPORTED_VERSIONS[1]:
-        raise ArchiveFormatError(f"archive version {version[0]}.{version[1]} is not handled")
-    r.int_size = r.byte()
-    off_size = r.byte()
-    if r.byte() != _ARCHIVE_CUSTOM or not 1 <= r.int_size <= 8 or not 4 <= off_size <= 8:
-        raise ArchiveFormatError("not a custom-format archive")
-    if version >= (1, 15):
-        r.byte()  # compression algorithm
-    else:
-        r.int_()  # compression level
-    for _ in range(7):  # creation time
-        r.int_()
-    for _ in range(3):  # database name, server version, pg_dump version
-        r.str_()
-    count_at = r.pos
-    count = r.int_()
-    if count < 0:
-        raise ArchiveFormatError("malformed TOC")
-    entries = [_entry(r, version, off_size) for _ in range(count)]
-    return Head(data[: r.pos], version, r.int_size, off_size, count_at, entries)
-
-
-def _entry(r: _Reader, version: tuple[int, int], off_size: int) -> Entry:
-    start = r.pos
-    dump_id = r.int_()
-    body = r.pos
-    had_dumper = r.int_()
-    if dump_id <= 0 or had_dumper not in (0, 1):
-        raise ArchiveFormatError("malformed TOC entry")
-    r.str_()  # tableoid
-    r.str_()  # oid
-    tag = r.str_() or ""
-    desc = r.str_() or ""
-    section = r.int_()
-    r.str_()  # defn
-    r.str_()  # dropStmt
-    r.str_()  # copyStmt
-    namespace = r.str_() or ""
-    r.str_()  # tablespace
-    r.str_()  # tableam
-    if version >= (1, 16):
-        r.int_()  # relkind
-    r.str_()  # owner
-    r.str_()  # "false" (with oids)
-    deps_at = r.pos
-    deps: list[int] = []
-    while (dep := r.str_()) is not None:
-        deps.append(int(dep))
-    flag = r.byte()
-    if flag not in (_K_OFFSET_POS_NOT_SET, _K_OFFSET_POS_SET, _K_OFFSET_NO_DATA):
-        raise ArchiveFormatError("malformed data offset in TOC")
-    r.take(off_size)
-    return Entry(dump_id, desc, tag, namespace, section, deps, flag, start, body, deps_at, r.pos)
-
-
-def read_head(chunks: Iterator[bytes]) -> tuple[Head, bytes]:
-    """The head of an archive arriving in chunks, and the bytes after it that came along."""
-    buf = b""
-    while True:
-        try:
-            head = parse_head(buf)
-            return head, buf[head.data_start :]
-        except _Short:
-            pass
-        chunk = next(chunks, None)
-        if chunk is None:
-            raise ArchiveFormatError("the archive ends inside its TOC")
-        if len(buf) > MAX_HEAD:
-            raise ArchiveFormatError("the archive's TOC is implausibly large")
-        buf += chunk
 
 
 @dataclass
@@ -237,7 +79,7 @@ def _plan(head: Head, part_heads: list[Head]) -> list[_Part]:
     for ph in part_heads:
         if (ph.version, ph.int_size, ph.off_size) != (head.version, head.int_size, head.off_size):
             raise ArchiveFormatError("a part was written by another pg_dump than the main archive")
-        data = [e for e in ph.entries if e.flag != _K_OFFSET_NO_DATA]
+        data = [e for e in ph.entries if e.flag != K_OFFSET_NO_DATA]
         if any(e.desc != "TABLE DATA" for e in data):
             raise ArchiveFormatError("a part holds data other than tables' rows")
         new_ids: dict[int, int] = {}
@@ -265,18 +107,18 @@ def _merged_head(head: Head, parts: list[_Part]) -> bytes:
                 + ph.raw[e.body : e.deps_at]
                 + head.str_bytes(str(tables[(e.namespace, e.tag)]))
                 + head.str_bytes(None)
-                + bytes([_K_OFFSET_POS_NOT_SET])
+                + bytes([K_OFFSET_POS_NOT_SET])
                 + bytes(head.off_size)
             )
     # Positions are found again after the merge: a slot pg_dump filled would now be wrong.
     own = [
         head.raw[e.start : e.end - head.off_size - 1]
-        + bytes([_K_OFFSET_NO_DATA if e.flag == _K_OFFSET_NO_DATA else _K_OFFSET_POS_NOT_SET])
+        + bytes([K_OFFSET_NO_DATA if e.flag == K_OFFSET_NO_DATA else K_OFFSET_POS_NOT_SET])
         + bytes(head.off_size)
         for e in head.entries
     ]
     at = 1 + max(
-        (i for i, e in enumerate(head.entries) if e.section in (_SECTION_PRE_DATA, _SECTION_DATA)),
+        (i for i, e in enumerate(head.entries) if e.section in (SECTION_PRE_DATA, SECTION_DATA)),
         default=len(own) - 1,
     )
     toc = own[:at] + added + own[at:]
@@ -299,7 +141,7 @@ def _record_positions(
         merged = parse_head(bytes(data[: main_region[0]]))
         slots = {e.dump_id: e.end - head.off_size - 1 for e in merged.entries}
         positions: dict[int, int] = {}
-        main_ids = [e.dump_id for e in head.entries if e.flag != _K_OFFSET_NO_DATA]
+        main_ids = [e.dump_id for e in head.entries if e.flag != K_OFFSET_NO_DATA]
         positions.update(_find_blocks(data, head, main_ids, main_region, stop_at_blobs=True))
         for part in parts:
             found = _find_blocks(
@@ -313,7 +155,7 @@ def _record_positions(
                 positions[new] = position
         for dump_id, position in positions.items():
             slot = slots[dump_id]
-            data[slot] = _K_OFFSET_POS_SET
+            data[slot] = K_OFFSET_POS_SET
             data[slot + 1 : slot + 1 + head.off_size] = position.to_bytes(head.off_size, "little")
         data.flush()
     return len(positions)
@@ -332,7 +174,7 @@ def _find_blocks(
     marker = head.int_bytes(0)
     for dump_id in ids:
         header = head.int_bytes(dump_id)
-        kinds = (bytes([_BLK_DATA]) + header, bytes([_BLK_BLOBS]) + header)
+        kinds = (bytes([BLK_DATA]) + header, bytes([BLK_BLOBS]) + header)
         if cursor == start and data[cursor : cursor + len(kinds[0])] in kinds:
             position = cursor
         else:
@@ -340,7 +182,7 @@ def _find_blocks(
             if position < 0:
                 break
         found[dump_id] = position
-        if stop_at_blobs and data[position] == _BLK_BLOBS:
+        if stop_at_blobs and data[position] == BLK_BLOBS:
             break
         cursor = position + 1
     return found
