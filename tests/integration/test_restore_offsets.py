@@ -8,7 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from backproof.pg.offsets import _read_toc_slots, add_data_offsets
+from backproof.pg.archive import parse_head
+from backproof.pg.offsets import add_data_offsets
 from backproof.pg.programs import find_program
 
 from ..conftest import SourceDatabase
@@ -16,10 +17,10 @@ from ..conftest import SourceDatabase
 
 def toc_offsets(path: Path) -> list[tuple[int, int, int]]:
     with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        slots, _, _, off_size = _read_toc_slots(data)
+        head = parse_head(data)
         return [
-            (dump_id, flag, int.from_bytes(data[s + 1 : s + 1 + off_size], "little"))
-            for dump_id, s, flag in slots
+            (e.dump_id, e.flag, int.from_bytes(data[e.end - head.off_size : e.end], "little"))
+            for e in head.entries
         ]
 
 

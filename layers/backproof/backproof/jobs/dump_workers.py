@@ -24,6 +24,7 @@ import psycopg
 from ..compression import compressor
 from ..model.manifest import ArchiveInfo, ArchivePart
 from ..pg.dump import READ_CHUNK, PgDump
+from ..pg.inventory import list_tables
 from ..pg.merge import MERGEABLE_PG_DUMP
 from ..signals import signals_deferred
 from ..store import MultipartUpload
@@ -36,7 +37,6 @@ ProgressFn = Callable[[str, dict[str, Any]], None]
 SPLIT_MIN_BYTES = 256 << 20
 # Tables smaller than this stay in the main archive: a worker per table is not worth it.
 SPLIT_MIN_TABLE_BYTES = 8 << 20
-PAGE = 8192
 # At most this many tables are named on pg_dump's command lines (each name is an argument).
 MAX_SPLIT_TABLES = 2000
 # pg_dump options that choose what is dumped: with any of these the backup is one archive,
@@ -65,22 +65,6 @@ SELECTION_OPTIONS = (
     "--statistics-only",
     "--load-via-partition-root",
 )
-
-# Sizes from the catalog (pages as of the last VACUUM or ANALYZE, the TOAST table's included):
-# reading the files' sizes would lock every table, and wait behind a migration's lock.
-_SIZES_SQL = """
-SELECT n.nspname, c.relname,
-       (greatest(c.relpages, 0) + coalesce(
-          (SELECT greatest(t.relpages, 0) FROM pg_class t WHERE t.oid = c.reltoastrelid), 0))
-       * current_setting('block_size')::bigint
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = 'r' AND c.relpersistence <> 't'
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                  AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 3 DESC, 1, 2
-"""
 
 
 def selects_objects(extra: list[str]) -> bool:
@@ -123,11 +107,22 @@ def plan_shares(
         return [Share(0)], "the pg_dump arguments select what is dumped"
     if pg_dump_major not in MERGEABLE_PG_DUMP:
         return [Share(0)], f"archives of pg_dump {pg_dump_major} are not merged by this release"
+    # Sizes from the catalog (pages as of the last VACUUM or ANALYZE, TOAST included), the
+    # inventory's own listing: reading the files' sizes would lock every table, and wait
+    # behind a migration's lock. A table never vacuumed or analyzed shows no pages yet: it
+    # counts as one, so it is still given to someone (any split is a correct backup).
     with conn.transaction():
-        rows = conn.execute(_SIZES_SQL).fetchall()
-    # A table never vacuumed or analyzed shows no pages yet: count it as one, so it is still
-    # given to someone (the split is for speed only; any split is a correct backup).
-    sizes = [(str(s), str(n), max(int(b), PAGE)) for s, n, b in rows]
+        row = conn.execute("SELECT current_setting('block_size')").fetchone()
+        tables = list_tables(conn)
+    block = int(row[0]) if row else 8192
+    sizes = sorted(
+        (
+            (schema, name, max(pages, 1) * block)
+            for schema, name, kind, _, pages, _ in tables
+            if kind == "table"
+        ),
+        key=lambda t: (-t[2], t[0], t[1]),
+    )
     total = sum(b for _, _, b in sizes)
     if total < min_bytes:
         return [Share(0)], f"{total >> 20} MiB of table data is dumped faster as one archive"

@@ -29,7 +29,7 @@ class Short(Exception):
 
 
 class _Reader:
-    def __init__(self, data: bytes, pos: int = 0) -> None:
+    def __init__(self, data: bytes | mmap.mmap, pos: int = 0) -> None:
         self.data, self.pos, self.int_size = data, pos, 4
 
     def take(self, n: int) -> bytes:
@@ -101,7 +101,7 @@ class Head:
         return self.int_bytes(len(raw)) + raw
 
 
-def parse_head(data: bytes) -> Head:
+def parse_head(data: bytes | mmap.mmap) -> Head:
     """The header and TOC at the start of `data`; Short when `data` ends inside them."""
     if len(data) < 5:
         raise Short
@@ -214,3 +214,39 @@ def _drop(data: Any, start: int, end: int) -> None:
     page = mmap.PAGESIZE * (start // mmap.PAGESIZE)
     with contextlib.suppress(AttributeError, OSError, ValueError):
         data.madvise(mmap.MADV_DONTNEED, page, max(0, end - page))
+
+
+def find_blocks(
+    data: Any, head: Head, ids: list[int], region: tuple[int, int], *, stop_at_blobs: bool
+) -> dict[int, int]:
+    """Positions of the blocks of `ids` (in data order) within `region`. Table data is COPY
+    text, which holds no NUL bytes, and no chunk header holds int_size+1 zero bytes in a row,
+    so "end-of-block marker, block type, dump id" cannot occur inside a table's block.
+    Large-object blocks are binary: nothing after the first one is searched for."""
+    start, end = region
+    cursor = start
+    found: dict[int, int] = {}
+    marker = head.int_bytes(0)
+    for dump_id in ids:
+        header = head.int_bytes(dump_id)
+        kinds = (bytes([BLK_DATA]) + header, bytes([BLK_BLOBS]) + header)
+        if cursor == start and data[cursor : cursor + len(kinds[0])] in kinds:
+            position = cursor
+        else:
+            position = search(data, tuple(marker + k for k in kinds), cursor, len(marker), end=end)
+            if position < 0:
+                break
+        found[dump_id] = position
+        if stop_at_blobs and data[position] == BLK_BLOBS:
+            break
+        cursor = position + 1
+    return found
+
+
+def record_positions(data: Any, head: Head, positions: dict[int, int]) -> None:
+    """Write each dump id's data position into its TOC slot (a flag byte, offSize bytes)."""
+    slots = {e.dump_id: e.end - head.off_size - 1 for e in head.entries}
+    for dump_id, position in positions.items():
+        slot = slots[dump_id]
+        data[slot] = K_OFFSET_POS_SET
+        data[slot + 1 : slot + 1 + head.off_size] = position.to_bytes(head.off_size, "little")

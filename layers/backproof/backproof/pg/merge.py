@@ -22,19 +22,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .archive import (
-    BLK_BLOBS,
-    BLK_DATA,
     K_OFFSET_NO_DATA,
     K_OFFSET_POS_NOT_SET,
-    K_OFFSET_POS_SET,
     SECTION_DATA,
     SECTION_PRE_DATA,
     ArchiveFormatError,
     Entry,
     Head,
+    find_blocks,
     parse_head,
     read_head,
-    search,
+    record_positions,
 )
 
 # A split backup is taken only with a pg_dump whose archives this merges (archive versions
@@ -139,12 +137,11 @@ def _record_positions(
     position into the merged TOC."""
     with out.open("r+b") as fh, mmap.mmap(fh.fileno(), 0) as data:
         merged = parse_head(bytes(data[: main_region[0]]))
-        slots = {e.dump_id: e.end - head.off_size - 1 for e in merged.entries}
         positions: dict[int, int] = {}
         main_ids = [e.dump_id for e in head.entries if e.flag != K_OFFSET_NO_DATA]
-        positions.update(_find_blocks(data, head, main_ids, main_region, stop_at_blobs=True))
+        positions.update(find_blocks(data, head, main_ids, main_region, stop_at_blobs=True))
         for part in parts:
-            found = _find_blocks(
+            found = find_blocks(
                 data, head, [e.dump_id for e in part.tables], part.region, stop_at_blobs=False
             )
             if len(found) != len(part.tables):
@@ -153,36 +150,6 @@ def _record_positions(
                 new = part.new_ids[old]
                 data[position + 1 : position + 2 + head.int_size] = head.int_bytes(new)
                 positions[new] = position
-        for dump_id, position in positions.items():
-            slot = slots[dump_id]
-            data[slot] = K_OFFSET_POS_SET
-            data[slot + 1 : slot + 1 + head.off_size] = position.to_bytes(head.off_size, "little")
+        record_positions(data, merged, positions)
         data.flush()
     return len(positions)
-
-
-def _find_blocks(
-    data: mmap.mmap, head: Head, ids: list[int], region: tuple[int, int], *, stop_at_blobs: bool
-) -> dict[int, int]:
-    """Positions of the blocks of `ids` (in data order) within `region`. Table data is COPY
-    text, which holds no NUL bytes, and no chunk header holds int_size+1 zero bytes in a row,
-    so "end-of-block marker, block type, dump id" cannot occur inside a table's block.
-    Large-object blocks are binary: nothing after the first one is searched for."""
-    start, end = region
-    cursor = start
-    found: dict[int, int] = {}
-    marker = head.int_bytes(0)
-    for dump_id in ids:
-        header = head.int_bytes(dump_id)
-        kinds = (bytes([BLK_DATA]) + header, bytes([BLK_BLOBS]) + header)
-        if cursor == start and data[cursor : cursor + len(kinds[0])] in kinds:
-            position = cursor
-        else:
-            position = search(data, tuple(marker + k for k in kinds), cursor, len(marker), end=end)
-            if position < 0:
-                break
-        found[dump_id] = position
-        if stop_at_blobs and data[position] == BLK_BLOBS:
-            break
-        cursor = position + 1
-    return found

@@ -12,79 +12,36 @@ from __future__ import annotations
 
 import mmap
 from pathlib import Path
-from typing import Any
 
 from .archive import (
-    BLK_BLOBS,
-    BLK_DATA,
     K_OFFSET_POS_NOT_SET,
-    K_OFFSET_POS_SET,
     ArchiveFormatError,
     Short,
+    find_blocks,
     parse_head,
-    search,
+    record_positions,
 )
-
-
-def _int_bytes(value: int, int_size: int) -> bytes:
-    return b"\x00" + value.to_bytes(int_size, "little")
-
-
-def _read_toc_slots(data: Any) -> tuple[list[tuple[int, int, int]], int, int, int]:
-    """[(dump id, slot position, flag)] for every TOC entry, the data start, intSize, offSize."""
-    head = parse_head(data)
-    slots = [(e.dump_id, e.end - head.off_size - 1, e.flag) for e in head.entries]
-    return slots, head.data_start, head.int_size, head.off_size
 
 
 def add_data_offsets(path: Path) -> int:
     """Record each data block's position in the TOC of a custom archive written to a pipe.
 
     Returns how many positions were filled; 0 (file untouched) when there is nothing to do or
-    anything about the archive is unexpected. Blocks are found in TOC order: table data is
-    COPY text, which holds no NUL bytes, and no chunk header holds five zero bytes in a row,
-    so "end-of-block marker, block type, dump id" cannot occur inside a block. Large-object
-    blocks are binary, so nothing after the first one is searched for.
+    anything about the archive is unexpected. Blocks are found in TOC order (find_blocks);
+    the first must start right after the TOC, or the TOC was misread.
     """
     with path.open("r+b") as fh:
         if path.stat().st_size < 32:
             return 0
         with mmap.mmap(fh.fileno(), 0) as data:
             try:
-                slots, cursor, int_size, off_size = _read_toc_slots(data)
+                head = parse_head(data)
             except (ArchiveFormatError, Short, ValueError):
                 return 0
-            found: list[tuple[int, int]] = []
-            for dump_id, slot, flag in slots:
-                if flag != K_OFFSET_POS_NOT_SET:
-                    continue
-                header = _int_bytes(dump_id, int_size)
-                if (
-                    data[cursor] in (BLK_DATA, BLK_BLOBS)
-                    and data[cursor + 1 : cursor + 1 + len(header)] == header
-                ):
-                    position = cursor
-                else:
-                    marker = b"\x00" * (int_size + 1)
-                    position = search(
-                        data,
-                        (
-                            marker + bytes([BLK_DATA]) + header,
-                            marker + bytes([BLK_BLOBS]) + header,
-                        ),
-                        cursor,
-                        int_size + 1,
-                    )
-                if position < 0:
-                    break
-                found.append((slot, position))
-                if data[position] == BLK_BLOBS:
-                    break
-                cursor = position + 1
-            if not found or found[0][1] != _read_toc_slots(data)[1]:
-                return 0  # the first block must start right after the TOC, or we misread it
-            for slot, position in found:
-                data[slot] = K_OFFSET_POS_SET
-                data[slot + 1 : slot + 1 + off_size] = position.to_bytes(off_size, "little")
+            ids = [e.dump_id for e in head.entries if e.flag == K_OFFSET_POS_NOT_SET]
+            found = find_blocks(data, head, ids, (head.data_start, len(data)), stop_at_blobs=True)
+            if not found or next(iter(found.values())) != head.data_start:
+                return 0
+            record_positions(data, head, found)
             data.flush()
     return len(found)
